@@ -1,0 +1,1 @@
+"""WGAN-GP Lightning template."""

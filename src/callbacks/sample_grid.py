@@ -1,0 +1,112 @@
+"""Sample grids from a fixed noise batch (images) or scatter plots with the critic's contour (2-D data)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_only
+from torch import Tensor
+from torchvision.utils import make_grid, save_image
+from typing_extensions import override
+
+
+class SampleGrid(Callback):
+    """Writes ``samples/epoch=E-gen_step=S.png`` under the run directory and sends it to the logger.
+
+    Images come from the module's ``fixed_noise`` buffer, so successive grids show the same latent points
+    (and survive resume). For 2-D data it draws real vs generated points over the critic's contour.
+    Runs on rank zero only.
+
+    Args:
+        every_n_epochs: Write a grid every this many epochs (and at the end of training).
+        nrow: Images per row of the grid.
+        num_points: Generated points in a 2-D scatter plot.
+        dirpath: Output folder; defaults to ``<run dir>/samples``.
+    """
+
+    def __init__(
+        self, every_n_epochs: int = 1, nrow: int = 8, num_points: int = 1000, dirpath: str | None = None
+    ) -> None:
+        super().__init__()
+        if every_n_epochs < 1:
+            raise ValueError(f"SampleGrid every_n_epochs must be >= 1, got {every_n_epochs}")
+        self.every_n_epochs = every_n_epochs
+        self.nrow = nrow
+        self.num_points = num_points
+        self.dirpath = dirpath
+        self.last_path: Path | None = None
+        self._last_step: int | None = None
+
+    def _dir(self, trainer: pl.Trainer) -> Path:
+        root = self.dirpath or os.path.join(trainer.log_dir or trainer.default_root_dir, "samples")
+        path = Path(root)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @override
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if (trainer.current_epoch + 1) % self.every_n_epochs == 0 or trainer.should_stop:
+            self.write(trainer, pl_module)
+
+    @override
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.write(trainer, pl_module)
+
+    @rank_zero_only
+    def write(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Path:
+        """Render and save one grid or scatter plot now; returns its path."""
+        step = getattr(pl_module, "generator_steps", trainer.global_step)
+        path = self._dir(trainer) / f"epoch={trainer.current_epoch:04d}-gen_step={step:06d}.png"
+        if step == self._last_step and self.last_path is not None:
+            return self.last_path
+        samples = pl_module.sample(noise=pl_module.fixed_noise).float().cpu()
+        if samples.dim() == 4:
+            grid = make_grid(samples, nrow=self.nrow, normalize=True, value_range=(-1, 1))
+            save_image(grid, path)
+            self._log_image(trainer, grid, step)
+        elif samples.dim() == 2 and samples.shape[1] == 2:
+            self._scatter(trainer, pl_module, path)
+        else:
+            return path
+        self.last_path, self._last_step = path, step
+        return path
+
+    def _log_image(self, trainer: pl.Trainer, grid: Tensor, step: int) -> None:
+        for logger in trainer.loggers:
+            if hasattr(logger, "log_image"):  # WandbLogger
+                logger.log_image(key="samples", images=[grid], step=trainer.global_step)
+            elif hasattr(getattr(logger, "experiment", None), "add_image"):  # TensorBoard
+                logger.experiment.add_image("samples", grid, global_step=step)
+
+    def _scatter(self, trainer: pl.Trainer, pl_module: pl.LightningModule, path: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fake = pl_module.sample(self.num_points).float().cpu()
+        datamodule = trainer.datamodule
+        real = datamodule.sample(self.num_points).float() if hasattr(datamodule, "sample") else None
+        points = fake if real is None else torch.cat([real, fake])
+        lo, hi = points.min(0).values - 0.5, points.max(0).values + 0.5
+        xs, ys = torch.linspace(lo[0], hi[0], 100), torch.linspace(lo[1], hi[1], 100)
+        gx, gy = torch.meshgrid(xs, ys, indexing="xy")
+        grid_points = torch.stack([gx.flatten(), gy.flatten()], 1).to(pl_module.device, pl_module.dtype)
+        with torch.no_grad():
+            scores = pl_module.score(grid_points).float().cpu().view(100, 100)
+        fig, ax = plt.subplots(figsize=(5, 5))
+        ax.contourf(gx, gy, scores, levels=20, cmap="coolwarm", alpha=0.6)
+        if real is not None:
+            ax.scatter(real[:, 0], real[:, 1], s=2, c="tab:orange", label="real")
+        ax.scatter(fake[:, 0], fake[:, 1], s=2, c="tab:green", label="generated")
+        ax.set_title(f"generator step {getattr(pl_module, 'generator_steps', 0)}")
+        ax.legend(loc="upper right")
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        for logger in trainer.loggers:
+            if hasattr(logger, "log_image"):
+                logger.log_image(key="samples", images=[str(path)], step=trainer.global_step)

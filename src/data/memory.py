@@ -1,0 +1,76 @@
+"""In-memory batches: a whole small dataset as one tensor on the training device, sliced per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+
+class TensorBatches:
+    """Iterates shuffled ``(images, labels)`` batches sliced from tensors, with no DataLoader workers.
+
+    Each DDP rank takes every ``world_size``-th batch of one shared permutation, so ranks see disjoint data.
+    Incomplete last batches are dropped when ``drop_last``.
+
+    Args:
+        images: All images (N, C, H, W).
+        labels: All labels (N,).
+        batch_size: Samples per batch (per device).
+        shuffle: Draw a new permutation every epoch.
+        drop_last: Drop the incomplete last batch.
+        seed: Seed of the permutations; epoch ``e`` uses ``seed + e``.
+        rank: This process's rank.
+        world_size: Number of processes.
+    """
+
+    def __init__(
+        self,
+        images: Tensor,
+        labels: Tensor,
+        batch_size: int,
+        shuffle: bool = True,
+        drop_last: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if len(images) != len(labels):
+            raise ValueError(f"images ({len(images)}) and labels ({len(labels)}) differ in length")
+        self.images, self.labels = images, labels
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.epoch = 0
+
+    def to(self, device: torch.device | str) -> TensorBatches:
+        """Move the tensors to ``device`` once; batches are then slices on that device."""
+        self.images, self.labels = self.images.to(device), self.labels.to(device)
+        return self
+
+    def _num_global_batches(self) -> int:
+        n = len(self.images)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self._num_global_batches(), self.world_size))
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        n = len(self.images)
+        if self.shuffle:
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+            order = order.to(self.images.device)
+        else:
+            order = torch.arange(n, device=self.images.device)
+        self.epoch += 1
+        for b in range(self.rank, self._num_global_batches(), self.world_size):
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            yield self.images[idx], self.labels[idx]
+
+    def state_dict(self) -> dict:
+        """The epoch counter, so a resumed run continues the same sequence of permutations."""
+        return {"epoch": self.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the epoch counter."""
+        self.epoch = int(state["epoch"])

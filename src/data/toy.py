@@ -1,0 +1,132 @@
+"""The 2-D toy distributions of the paper (``gan_toy.py``): 8 Gaussians, 25 Gaussians, Swiss roll."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import lightning.pytorch as pl
+import torch
+from sklearn.datasets import make_swiss_roll
+from torch import Tensor
+from torch.utils.data import IterableDataset
+
+TOY_DATASETS = ("8gaussians", "25gaussians", "swissroll")
+
+
+def toy_centers(name: str) -> Tensor:
+    """Mode centres (K, 2) of a Gaussian-mixture toy set, in the data's (rescaled) coordinates."""
+    if name == "8gaussians":
+        s = 1.0 / math.sqrt(2)
+        unit = [(1, 0), (-1, 0), (0, 1), (0, -1), (s, s), (s, -s), (-s, s), (-s, -s)]
+        return torch.tensor(unit, dtype=torch.float32) * 2.0 / 1.414
+    if name == "25gaussians":
+        grid = [(2.0 * x, 2.0 * y) for x in range(-2, 3) for y in range(-2, 3)]
+        return torch.tensor(grid, dtype=torch.float32) / 2.828
+    raise ValueError(f"{name!r} has no modes; choose 8gaussians or 25gaussians")
+
+
+def toy_std(name: str) -> float:
+    """Standard deviation of each mixture component after rescaling (0.02/1.414 or 0.05/2.828)."""
+    return {"8gaussians": 0.02 / 1.414, "25gaussians": 0.05 / 2.828}[name]
+
+
+def sample_toy(name: str, n: int, generator: torch.Generator | None = None) -> Tensor:
+    """Draw ``n`` points (n, 2) exactly as the paper's toy code does.
+
+    Args:
+        name: ``8gaussians``, ``25gaussians`` or ``swissroll``.
+        n: Number of points.
+        generator: Optional torch RNG for reproducible draws.
+    """
+    if name in ("8gaussians", "25gaussians"):
+        centers = toy_centers(name)
+        idx = torch.randint(len(centers), (n,), generator=generator)
+        return centers[idx] + toy_std(name) * torch.randn(n, 2, generator=generator)
+    if name == "swissroll":
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+        data = make_swiss_roll(n_samples=n, noise=0.25, random_state=seed)[0]
+        return torch.from_numpy(data[:, [0, 2]]).float() / 7.5
+    raise ValueError(f"data.dataset must be one of {', '.join(TOY_DATASETS)}; got {name!r}")
+
+
+class ToyStream(IterableDataset):
+    """Fresh batches (batch_size, 2) every epoch; ``num_batches`` of them per epoch."""
+
+    def __init__(self, name: str, batch_size: int, num_batches: int, seed: int) -> None:
+        super().__init__()
+        self.name, self.batch_size, self.num_batches = name, batch_size, num_batches
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        for _ in range(self.num_batches):
+            yield sample_toy(self.name, self.batch_size, self.generator)
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+
+class Toy2DDataModule(pl.LightningDataModule):
+    """2-D toy data sampled fresh each epoch (Gulrajani et al. 2017, section 5.1 and ``gan_toy.py``).
+
+    Args:
+        dataset: ``8gaussians``, ``25gaussians`` or ``swissroll``.
+        batch_size: Points per batch, per device (256 in the paper).
+        batches_per_epoch: Length of an epoch in batches.
+        val_batches: Batches of fresh points for validation and test.
+        seed: Seed of the data stream; each DDP rank adds its rank so ranks see different points.
+    """
+
+    data_shape = (2,)
+    num_classes = 0
+
+    def __init__(
+        self,
+        dataset: str = "25gaussians",
+        batch_size: int = 256,
+        batches_per_epoch: int = 500,
+        val_batches: int = 4,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if dataset not in TOY_DATASETS:
+            raise ValueError(
+                f"data.dataset must be one of {', '.join(TOY_DATASETS)}; got dataset={dataset!r}"
+            )
+        for option, value in (("batch_size", batch_size), ("batches_per_epoch", batches_per_epoch)):
+            if value < 1:
+                raise ValueError(f"data.{option} must be >= 1, got {option}={value}")
+        self.save_hyperparameters()
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.batches_per_epoch = batches_per_epoch
+        self.val_batches = val_batches
+        self.seed = seed
+        self._train: ToyStream | None = None
+
+    def sample(self, n: int) -> Tensor:
+        """``n`` fresh real points (n, 2), for plots and metrics."""
+        return sample_toy(self.dataset, n)
+
+    def _rank(self) -> int:
+        return self.trainer.global_rank if self.trainer is not None else 0
+
+    def train_dataloader(self) -> ToyStream:
+        """The training stream; its RNG state carries over from epoch to epoch."""
+        if self._train is None:
+            self._train = ToyStream(
+                self.dataset, self.batch_size, self.batches_per_epoch, self.seed + self._rank()
+            )
+        return self._train
+
+    def _fixed(self, offset: int) -> ToyStream:
+        # A new stream with a fixed seed: the same batches at every evaluation.
+        return ToyStream(self.dataset, self.batch_size, self.val_batches, self.seed + offset + self._rank())
+
+    def val_dataloader(self) -> ToyStream:
+        """Fixed validation batches."""
+        return self._fixed(10_000)
+
+    def test_dataloader(self) -> ToyStream:
+        """Fixed test batches."""
+        return self._fixed(20_000)

@@ -1,0 +1,27 @@
+"""Train a WGAN-GP: ``python -m src.train [--config FILE ...] [--trainer.* --model.* --data.* ...]``.
+
+Fits, then tests the best checkpoint. With no arguments it trains on scikit-learn's digits on the CPU.
+"""
+
+from __future__ import annotations
+
+from lightning.pytorch.utilities import rank_zero_info
+
+from src.cli import WGANCLI, build_cli
+
+
+def main(args: list[str] | None = None) -> WGANCLI:
+    """Run the CLI: fit, then test with the best checkpoint; print where the run was written."""
+    cli = build_cli(args)
+    trainer, model, datamodule = cli.trainer, cli.model, cli.datamodule
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cli.config.get("ckpt_path"))
+    if trainer.interrupted:
+        return cli
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+    rank_zero_info(f"Run directory: {trainer.log_dir}")
+    return cli
+
+
+if __name__ == "__main__":
+    main()
