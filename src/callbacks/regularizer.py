@@ -86,4 +86,7 @@ def gradient_norm(grad: Tensor, p: float = 2.0) -> Tensor:
 
     Taking the norm along a single dimension (a common bug) gives a different, wrong penalty for images.
     """
-    return grad.flatten(1).float().norm(p=p, dim=1)
+    flat = grad.flatten(1)
+    if flat.dtype in (torch.float16, torch.bfloat16):
+        flat = flat.float()  # half-precision norms overflow and lose digits
+    return flat.norm(p=p, dim=1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import lightning.pytorch as pl
@@ -11,24 +10,9 @@ from sklearn.datasets import make_swiss_roll
 from torch import Tensor
 from torch.utils.data import IterableDataset
 
+from src.metrics.toy import toy_mode_centers, toy_mode_std
+
 TOY_DATASETS = ("8gaussians", "25gaussians", "swissroll")
-
-
-def toy_centers(name: str) -> Tensor:
-    """Mode centres (K, 2) of a Gaussian-mixture toy set, in the data's (rescaled) coordinates."""
-    if name == "8gaussians":
-        s = 1.0 / math.sqrt(2)
-        unit = [(1, 0), (-1, 0), (0, 1), (0, -1), (s, s), (s, -s), (-s, s), (-s, -s)]
-        return torch.tensor(unit, dtype=torch.float32) * 2.0 / 1.414
-    if name == "25gaussians":
-        grid = [(2.0 * x, 2.0 * y) for x in range(-2, 3) for y in range(-2, 3)]
-        return torch.tensor(grid, dtype=torch.float32) / 2.828
-    raise ValueError(f"{name!r} has no modes; choose 8gaussians or 25gaussians")
-
-
-def toy_std(name: str) -> float:
-    """Standard deviation of each mixture component after rescaling (0.02/1.414 or 0.05/2.828)."""
-    return {"8gaussians": 0.02 / 1.414, "25gaussians": 0.05 / 2.828}[name]
 
 
 def sample_toy(name: str, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -40,9 +24,9 @@ def sample_toy(name: str, n: int, generator: torch.Generator | None = None) -> T
         generator: Optional torch RNG for reproducible draws.
     """
     if name in ("8gaussians", "25gaussians"):
-        centers = toy_centers(name)
+        centers = toy_mode_centers(name)
         idx = torch.randint(len(centers), (n,), generator=generator)
-        return centers[idx] + toy_std(name) * torch.randn(n, 2, generator=generator)
+        return centers[idx] + toy_mode_std(name) * torch.randn(n, 2, generator=generator)
     if name == "swissroll":
         seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
         data = make_swiss_roll(n_samples=n, noise=0.25, random_state=seed)[0]
@@ -122,6 +106,15 @@ class Toy2DDataModule(pl.LightningDataModule):
     def _fixed(self, offset: int) -> ToyStream:
         # A new stream with a fixed seed: the same batches at every evaluation.
         return ToyStream(self.dataset, self.batch_size, self.val_batches, self.seed + offset + self._rank())
+
+    def state_dict(self) -> dict:
+        """RNG state of the training stream, so a resumed run draws the same batches as a straight run."""
+        return {"generator": self._train.generator.get_state()} if self._train is not None else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore the training stream's RNG state."""
+        if "generator" in state_dict:
+            self.train_dataloader().generator.set_state(state_dict["generator"])
 
     def val_dataloader(self) -> ToyStream:
         """Fixed validation batches."""

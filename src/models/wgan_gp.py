@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import lightning.pytorch as pl
@@ -12,6 +13,9 @@ from torch import Tensor, nn
 from typing_extensions import override
 
 from src.callbacks.regularizer import CriticRegularizer
+from src.utils.checkpoint import check_checkpoint_fits
+from src.utils.divergence import assert_finite_parameters, check_finite
+from src.utils.rng import collect_rng_states, restore_rng_states, seed_rank
 
 
 def _adam_paper(params: Any) -> torch.optim.Optimizer:
@@ -39,6 +43,9 @@ class WGANGP(pl.LightningModule):
         critic_scheduler: Optional learning-rate schedule, stepped once per generator step.
         max_generator_steps: Stop training after this many generator updates (``None``: no limit).
         num_fixed_samples: Size of the fixed noise batch used for sample grids (a buffer, so it is saved).
+        compile: ``torch.compile`` the generator and the critic (in place, so checkpoints keep their keys).
+            The regularizers' penalties still run the critic eagerly: torch.compile cannot differentiate
+            twice, and the gradient penalty needs a double backward.
     """
 
     def __init__(
@@ -52,6 +59,7 @@ class WGANGP(pl.LightningModule):
         critic_scheduler: LRSchedulerCallable | None = None,
         max_generator_steps: int | None = None,
         num_fixed_samples: int = 64,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         if int(n_critic) != n_critic or n_critic < 1:
@@ -80,6 +88,12 @@ class WGANGP(pl.LightningModule):
         self.generator_steps = 0
         self.register_buffer("fixed_noise", torch.randn(num_fixed_samples, self.latent_dim))
         self._regularizers: list[CriticRegularizer] | None = None
+        self.compile_networks = bool(compile)
+        if self.compile_networks:
+            if not hasattr(torch.compiler, "set_stance"):
+                raise ValueError(f"model.compile=true needs torch >= 2.6 (this is {torch.__version__})")
+            self.generator.compile()
+            self.critic.compile()
 
     @property
     def latent_dim(self) -> int:
@@ -136,6 +150,11 @@ class WGANGP(pl.LightningModule):
         return bool(getattr(connector, "should_update_logs", True))
 
     @override
+    def setup(self, stage: str) -> None:
+        if stage == "fit":  # each DDP rank draws its own noise and interpolation ε (see src/utils/rng.py)
+            seed_rank(self.trainer.global_rank, self.trainer.world_size)
+
+    @override
     def on_fit_start(self) -> None:
         self._regularizers = None
         active = [r for r in self.regularizers if r.active]
@@ -172,11 +191,14 @@ class WGANGP(pl.LightningModule):
         wasserstein = critic_real - critic_fake
         critic_loss = -wasserstein
         terms: dict[str, Tensor] = {}
-        for reg in self.regularizers:
-            term = reg.penalty(self.score, real, fake)
-            if term is not None:
-                terms[reg.name] = term
-                critic_loss = critic_loss + term
+        with self._eager_penalty():
+            for reg in self.regularizers:
+                term = reg.penalty(self.score, real, fake)
+                if term is not None:
+                    terms[reg.name] = term
+                    critic_loss = critic_loss + term
+        where = f"critic step {self.critic_steps + 1} (after generator step {self.generator_steps})"
+        self._guard_finite(log, where, critic_loss=critic_loss, wasserstein=wasserstein)
         c_opt.zero_grad(set_to_none=True)
         self.manual_backward(critic_loss)
         if log:
@@ -196,12 +218,13 @@ class WGANGP(pl.LightningModule):
                     "train/critic_grad_norm": critic_grad_norm,
                 },
                 prog_bar=False,
+                sync_dist=True,  # the mean over ranks: the estimate on the global batch
             )
             for name, term in terms.items():
-                self.log(f"train/{name}", term.detach())
+                self.log(f"train/{name}", term.detach(), sync_dist=True)
             for reg in self.regularizers:
                 for key, value in reg.stats.items():
-                    self.log(f"train/{reg.name}_{key}", value)
+                    self.log(f"train/{reg.name}_{key}", value, sync_dist=True)
 
         if self.critic_steps % self.n_critic == 0:
             self._generator_step(real.shape[0], g_opt, log)
@@ -210,6 +233,8 @@ class WGANGP(pl.LightningModule):
         self.critic.requires_grad_(False)  # the critic is frozen during the generator step
         try:
             gen_loss = -self.score(self.generator(self.noise(batch_size))).mean()
+            where = f"generator step {self.generator_steps + 1} (after critic step {self.critic_steps})"
+            self._guard_finite(log, where, gen_loss=gen_loss)
             g_opt.zero_grad(set_to_none=True)
             self.manual_backward(gen_loss)
             if log:
@@ -231,10 +256,32 @@ class WGANGP(pl.LightningModule):
                     "train/generator_steps": float(self.generator_steps),
                 },
                 prog_bar=False,
+                sync_dist=True,
             )
         self.log("gen_step", float(self.generator_steps), prog_bar=True, logger=False)
         if self.max_generator_steps is not None and self.generator_steps >= self.max_generator_steps:
             self.trainer.should_stop = True
+
+    def _eager_penalty(self) -> contextlib.AbstractContextManager:
+        """Run the penalties eagerly when the networks are compiled (torch.compile has no double backward)."""
+        return torch.compiler.set_stance("force_eager") if self.compile_networks else contextlib.nullcontext()
+
+    def _guard_finite(self, log: bool, where: str, **losses: Tensor) -> None:
+        """Stop with ``TrainingDivergedError`` before the optimizer step when a loss is NaN or Inf.
+
+        Checked every step on the CPU, where it is free, and at logging steps on accelerators, where it costs
+        a device sync; ``on_save_checkpoint`` checks the weights before every save in any case.
+        """
+        if self.device.type != "cpu" and not log:
+            return
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        if scaler is not None and scaler.is_enabled() and len(losses) > 1:
+            # fp16: the scaled penalty gradient may overflow to inf; the GradScaler then skips the step and
+            # lowers its scale, so only the critic's scores are checked.
+            losses.pop("critic_loss", None)
+        checkpoint = self.trainer.checkpoint_callback
+        last = getattr(checkpoint, "last_model_path", "") or getattr(checkpoint, "best_model_path", "")
+        check_finite(losses, self.trainer.strategy, where, last or None)
 
     def _schedulers(self) -> list[Any]:
         schedulers = self.lr_schedulers()
@@ -271,13 +318,29 @@ class WGANGP(pl.LightningModule):
 
     @override
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["wgan_gp"] = {"critic_steps": self.critic_steps, "generator_steps": self.generator_steps}
+        where = f"generator step {self.generator_steps} (critic step {self.critic_steps})"
+        assert_finite_parameters(self, where)  # never write NaN weights
+        strategy = self.trainer.strategy if self._trainer is not None else None
+        checkpoint["wgan_gp"] = {
+            "critic_steps": self.critic_steps,
+            "generator_steps": self.generator_steps,
+            # every rank's noise stream, so a resumed run matches a straight one (a collective under DDP)
+            "rng": collect_rng_states(strategy),
+        }
 
     @override
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.strict_loading:
+            check_checkpoint_fits(self, checkpoint, self.trainer.ckpt_path if self._trainer is not None else None)
         counters = checkpoint.get("wgan_gp", {})
         self.critic_steps = int(counters.get("critic_steps", 0))
         self.generator_steps = int(counters.get("generator_steps", 0))
+        if self._trainer is None or self.trainer.state.fn != "fit":
+            return  # loading to evaluate or sample leaves the process's RNG alone
+        if "rng" in counters:
+            restore_rng_states(counters["rng"], self.trainer.global_rank)
+        elif "torch_rng_state" in counters:
+            torch.set_rng_state(counters["torch_rng_state"].cpu())
 
 
 def _grad_norm(module: nn.Module) -> Tensor:

@@ -1,0 +1,181 @@
+"""Feature networks for FID, IS and KID: torch-fidelity's Inception-v3 and the offline digits classifier.
+
+Every network here takes uint8 images (B, C, H, W) in [0, 255], the input convention of torch-fidelity and of
+the original TensorFlow FID code, and returns ``(features, logits)`` from a single forward pass: features
+(B, D) for FID and KID, logits (B, K) for the Inception Score. The metric math itself is torchmetrics'.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from typing_extensions import override
+
+from src.metrics.digits_classifier import DEFAULT_WEIGHTS, DigitsFeatureExtractor, load_digits_classifier
+
+INCEPTION_FEATURES = "2048"  # pool3 features, the standard FID/KID layer
+INCEPTION_LOGITS = "logits_unbiased"  # the logits of torch-fidelity's and torchmetrics' Inception Score
+
+
+def to_uint8(images: Tensor) -> Tensor:
+    """Generator output in [-1, 1] to uint8-equivalent images, as saving them to PNG would give.
+
+    ``round((x + 1) * 127.5)`` clamped to [0, 255].
+
+    Args:
+        images: Float images (B, C, H, W) in [-1, 1].
+
+    Returns:
+        uint8 images (B, C, H, W).
+    """
+    if images.dtype == torch.uint8:
+        return images
+    return ((images.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+class FeatureNet(nn.Module):
+    """A frozen feature network: uint8 images (B, C, H, W) -> ``(features (B, D), logits (B, K) or None)``.
+
+    Subclasses set ``num_features``, ``num_logits`` (0 when there are no logits) and ``identity`` (a string
+    that changes whenever the features would change, used as part of the real-feature cache key). A fork can
+    pass its own subclass as ``feature_extractor="package.module.Class"``; it is built as
+    ``Class(weights_path=...)``.
+    """
+
+    num_features: int
+    num_logits: int = 0
+    identity: str = ""
+
+    @override
+    def train(self, mode: bool = True) -> FeatureNet:
+        """Stay in eval mode whatever is asked, as torchmetrics' own Inception wrapper does."""
+        return super().train(False)
+
+
+class InceptionFeatures(FeatureNet):
+    """torch-fidelity's ``FeatureExtractorInceptionV3`` (the TF-FID Inception-v3), pool3 features and logits.
+
+    Images are resized to 299x299 inside the network with torch-fidelity's TensorFlow-1.x-compatible bilinear
+    interpolation, as torch-fidelity's own FID/IS/KID do; do not resize them beforehand. Grayscale images are
+    replicated to three channels. (torchmetrics' default ``antialias=True`` resize differs from the reference;
+    torchmetrics' ``FrechetInceptionDistance(antialias=False)`` gives the same features as this class.)
+
+    Args:
+        weights_path: A local copy of torch-fidelity's weights file
+            (``weights-inception-2015-12-05-6726825d.pth``) for machines without internet. ``None`` downloads it
+            once into the torch hub cache (``$TORCH_HOME/hub/checkpoints``).
+    """
+
+    num_features = 2048
+    num_logits = 1008
+
+    def __init__(self, weights_path: str | None = None) -> None:
+        super().__init__()
+        from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3, FeatureExtractorInceptionV3
+
+        if weights_path is not None and not os.path.isfile(weights_path):
+            raise FileNotFoundError(
+                f"feature_extractor_weights_path={weights_path!r} is not a file; point it at a copy of "
+                f"{URL_INCEPTION_V3}"
+            )
+        try:
+            self.net = FeatureExtractorInceptionV3(
+                "inception-v3-compat", [INCEPTION_FEATURES, INCEPTION_LOGITS], weights_path
+            )
+        except Exception as err:
+            if weights_path is not None:
+                raise
+            hub = os.path.join(torch.hub.get_dir(), "checkpoints")
+            raise RuntimeError(
+                f"Could not download the Inception-v3 weights for FID/IS/KID from {URL_INCEPTION_V3} ({err!r}). "
+                "Without internet, copy that file here and pass its path as the image-quality callback's "
+                "`feature_extractor_weights_path` (e.g. `init_args: {feature_extractor_weights_path: "
+                f"/path/to/{os.path.basename(URL_INCEPTION_V3)}}}`), or put it into {hub}; or use "
+                "`feature_extractor: digits` for digit images."
+            ) from err
+        self.identity = f"inception-v3-compat:{_file_tag(weights_path) if weights_path else URL_INCEPTION_V3}"
+        self.eval()
+
+    @override
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Pool3 features (B, 2048) and unbiased logits (B, 1008) of uint8 images (B, 1 or 3, H, W)."""
+        if images.shape[1] == 1:
+            images = images.expand(-1, 3, -1, -1)  # (B, 3, H, W): grayscale replicated
+        features, logits = self.net(images)
+        return features, logits
+
+
+class DigitsFeatures(FeatureNet):
+    """The offline digits CNN (:mod:`src.metrics.digits_classifier`): penultimate features and class logits.
+
+    The domain-specific stand-in for Inception on digit images (as MNIST papers use LeNet): no download, and
+    fast on a CPU. Numbers are not comparable with Inception FIDs.
+
+    Args:
+        weights_path: The classifier's state_dict; ``None`` uses the committed ``digits_cnn.pt``.
+    """
+
+    def __init__(self, weights_path: str | None = None) -> None:
+        super().__init__()
+        classifier = load_digits_classifier(weights_path)
+        self.extractor = DigitsFeatureExtractor("features", classifier=classifier)
+        self.num_features = classifier.feature_dim
+        self.num_logits = classifier.num_classes
+        self.identity = f"digits-cnn:{_file_tag(weights_path or DEFAULT_WEIGHTS)}"
+        self.eval()
+
+    @override
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Features (B, 128) and logits (B, 10) of uint8 images (B, 1 or 3, H, W)."""
+        classifier = self.extractor.classifier
+        x = self.extractor.to_model_input(images)  # (B, 1, H, W) in [-1, 1]
+        features = classifier.features(x)  # (B, D)
+        return features, classifier.head(features)  # dropout is the identity in eval mode
+
+
+FEATURE_EXTRACTORS = {"inception": InceptionFeatures, "digits": DigitsFeatures}
+
+
+def build_feature_net(name: str, weights_path: str | None = None) -> FeatureNet:
+    """Build a feature network by name (``inception``, ``digits``) or by class path (``package.module.Class``).
+
+    Args:
+        name: ``"inception"``, ``"digits"`` or the import path of a :class:`FeatureNet` subclass.
+        weights_path: Passed to the class as ``weights_path``.
+
+    Returns:
+        The network, frozen and in eval mode.
+    """
+    if name in FEATURE_EXTRACTORS:
+        net = FEATURE_EXTRACTORS[name](weights_path)
+    elif "." in name:
+        module_name, _, class_name = name.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError) as err:
+            raise ValueError(f"feature_extractor={name!r} cannot be imported: {err}") from err
+        net = cls(weights_path=weights_path)
+        if not isinstance(net, FeatureNet):
+            raise TypeError(f"feature_extractor={name!r} must build a src.metrics.image_features.FeatureNet")
+        if not net.identity:
+            net.identity = f"{name}:{_file_tag(weights_path) if weights_path else 'default'}"
+    else:
+        raise ValueError(
+            f"feature_extractor must be one of {sorted(FEATURE_EXTRACTORS)} or a class path "
+            f"'package.module.Class', got {name!r}"
+        )
+    return net.eval().requires_grad_(False)
+
+
+def _file_tag(path: str | Path) -> str:
+    """A short content hash of a weights file, so the cache key changes when the weights do."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]

@@ -1,0 +1,55 @@
+"""Small builders shared by the tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+
+from src.callbacks import GradientPenalty
+from src.data import Toy2DDataModule
+from src.models import WGANGP
+from src.nets import MLPCritic, MLPGenerator
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def toy_model(n_critic: int = 5, hidden: int = 32, **kwargs: Any) -> WGANGP:
+    """A small MLP WGAN for 2-D data."""
+    return WGANGP(
+        MLPGenerator(latent_dim=2, hidden_dim=hidden), MLPCritic(hidden_dim=hidden), n_critic=n_critic, **kwargs
+    )
+
+
+def toy_data(batches_per_epoch: int = 10, batch_size: int = 64, **kwargs: Any) -> Toy2DDataModule:
+    """25 Gaussians in short epochs."""
+    return Toy2DDataModule(batch_size=batch_size, batches_per_epoch=batches_per_epoch, **kwargs)
+
+
+def trainer(tmp_path: Path, callbacks: list | None = None, **kwargs: Any) -> pl.Trainer:
+    """A quiet CPU trainer writing under ``tmp_path``, with the paper's gradient penalty by default."""
+    defaults: dict[str, Any] = {
+        "accelerator": "cpu",
+        "devices": 1,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "limit_val_batches": 0,
+        "num_sanity_val_steps": 0,
+        "default_root_dir": tmp_path,
+    }
+    defaults.update(kwargs)
+    return pl.Trainer(callbacks=[GradientPenalty()] if callbacks is None else callbacks, **defaults)
+
+
+def run_cli(args: list[str], cwd: Path = REPO_ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run ``python -m src.train ARGS`` as a user would; fail with its output if it fails."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "src.train", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return proc
