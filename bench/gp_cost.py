@@ -32,8 +32,11 @@ def plain_step(critic, opt, real, fake) -> None:
     opt.step()
 
 
-def project_step(critic, opt, real, fake, gp=GradientPenalty(10.0)) -> None:
-    loss = critic(fake).mean() - critic(real).mean() + gp.penalty(critic, real, fake)
+PENALTY = GradientPenalty(10.0)
+
+
+def project_step(critic, opt, real, fake) -> None:
+    loss = critic(fake).mean() - critic(real).mean() + PENALTY.penalty(critic, real, fake)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
