@@ -6,11 +6,13 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
-from src.callbacks import CriticRegularizer, SampleGrid
+from src.callbacks import CriticRegularizer, PreemptionCheckpoint, SampleGrid
 from src.models import WGANGP
+from src.utils.checkpoint import resolve_last_checkpoint
 
 DDP_STRATEGY = "ddp_find_unused_parameters_true"
 
@@ -24,6 +26,26 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "log_every_n_steps": 25,
     "max_epochs": 1000,
 }
+
+# The default run measures FID/IS/KID offline with the digits classifier and keeps the best-FID checkpoint.
+# The best-FID ModelCheckpoint is a second one: with a monitor, Lightning 2.6 writes last.ckpt only when a top-k
+# checkpoint is saved, so `--checkpoint` (no monitor) keeps last.ckpt current for resuming.
+DIGITS_QUALITY_CALLBACKS: list[dict[str, Any]] = [
+    {
+        "class_path": "src.callbacks.ImageQuality",
+        "init_args": {
+            "feature_extractor": "digits",
+            "num_samples": 2000,
+            "every_n_epochs": 10,
+            "kid_subsets": 50,
+            "kid_subset_size": 500,
+        },
+    },
+    {
+        "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+        "init_args": {"monitor": "val/fid", "mode": "min", "filename": "best-fid-{epoch}-{step}"},
+    },
+]
 
 
 def count_devices(devices: Any, accelerator: Any) -> int:
@@ -42,6 +64,21 @@ def count_devices(devices: Any, accelerator: Any) -> int:
         return 1
 
 
+class SaveAndLogConfig(SaveConfigCallback):
+    """Writes ``config.yaml`` into the run directory and logs the resolved config to every logger.
+
+    W&B shows it as the run's config; CSV and TensorBoard add it to their hyperparameters. Only what the
+    parser holds is logged: environment variables such as ``WANDB_API_KEY`` are never part of it.
+    """
+
+    def save_config(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Log the resolved config (rank zero only; LightningCLI calls this once per run)."""
+        config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+        config.pop("config", None)  # the paths of the --config files, not settings
+        for logger in trainer.loggers:
+            logger.log_hyperparams(config)
+
+
 class WGANCLI(LightningCLI):
     """LightningCLI with the template's defaults and links.
 
@@ -58,7 +95,14 @@ class WGANCLI(LightningCLI):
         parser.add_lightning_class_args(CriticRegularizer, "regularizer", subclass_mode=True, required=False)
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(SampleGrid, "samples")
-        parser.add_argument("--ckpt_path", type=str | None, default=None, help="Checkpoint to resume from.")
+        parser.add_lightning_class_args(PreemptionCheckpoint, "preemption")
+        parser.add_argument(
+            "--ckpt_path",
+            type=str | None,
+            default=None,
+            help="Checkpoint to resume from: a file, or 'last' for the newest last.ckpt of this configuration's "
+            "runs (the resumed run logs into that run's directory).",
+        )
         for net in ("generator", "critic"):
             parser.link_arguments(
                 "data.data_shape", f"model.{net}.init_args.data_shape", apply_on="instantiate"
@@ -72,17 +116,31 @@ class WGANCLI(LightningCLI):
                 "data": {"class_path": "src.data.DigitsDataModule"},
                 "regularizer": {"class_path": "src.callbacks.GradientPenalty"},
                 "checkpoint.save_last": True,
+                "trainer.callbacks": DIGITS_QUALITY_CALLBACKS,
             }
         )
 
     def before_instantiate_classes(self) -> None:
-        """Choose DDP with unused-parameter detection when several devices or nodes are requested."""
+        """Resolve ``--ckpt_path last``; choose DDP with unused-parameter detection for several devices."""
         config = self.config[self.subcommand] if self.subcommand else self.config
+        resolve_last_checkpoint(config)
         trainer = config.trainer
         if str(trainer.strategy) != "auto":
             return
         if count_devices(trainer.devices, trainer.accelerator) > 1 or int(trainer.num_nodes) > 1:
             trainer.strategy = DDP_STRATEGY
+
+    def after_instantiate_classes(self) -> None:
+        """Drop ``--regularizer=null``; record the networks' configs in the model's hyperparameters.
+
+        With the networks' ``class_path``/``init_args`` (linked ``data_shape`` included) in the checkpoint,
+        ``WGANGP.load_from_checkpoint(path)`` rebuilds the whole model, as ``python -m src.generate`` does.
+        """
+        self.trainer.callbacks[:] = [cb for cb in self.trainer.callbacks if cb is not None]
+        model_config = (getattr(self, "config_dump", None) or {}).get("model", {})
+        for net in ("generator", "critic"):
+            if isinstance(model_config.get(net), dict) and "class_path" in model_config[net]:
+                self.model.hparams[net] = model_config[net]
 
 
 def build_cli(args: list[str] | None = None, **kwargs: Any) -> WGANCLI:
@@ -94,6 +152,7 @@ def build_cli(args: list[str] | None = None, **kwargs: Any) -> WGANCLI:
         run=False,
         auto_configure_optimizers=False,
         trainer_defaults=TRAINER_DEFAULTS,
+        save_config_callback=SaveAndLogConfig,
         save_config_kwargs={"overwrite": True},
         args=args,
         **kwargs,

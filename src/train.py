@@ -5,7 +5,11 @@ Fits, then tests the best checkpoint. With no arguments it trains on scikit-lear
 
 from __future__ import annotations
 
+import signal
+import sys
+
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from src.cli import WGANCLI, build_cli
 
@@ -14,11 +18,15 @@ def main(args: list[str] | None = None) -> WGANCLI:
     """Run the CLI: fit, then test with the best checkpoint; print where the run was written."""
     cli = build_cli(args)
     trainer, model, datamodule = cli.trainer, cli.model, cli.datamodule
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cli.config.get("ckpt_path"))
+    # weights_only: checkpoints hold tensors and plain types only, so no pickled code runs when loading
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cli.config.get("ckpt_path"), weights_only=True)
+    except SIGTERMException:  # preempted: PreemptionCheckpoint saved last.ckpt; exit as a SIGTERM-killed process
+        sys.exit(128 + signal.SIGTERM)
     if trainer.interrupted:
         return cli
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+    trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
     rank_zero_info(f"Run directory: {trainer.log_dir}")
     return cli
 

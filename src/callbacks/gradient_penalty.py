@@ -18,8 +18,11 @@ class GradientPenalty(CriticRegularizer):
     Args:
         weight: λ, the penalty coefficient (10 in the paper, 0.1 for its toy data).
         target: The gradient norm the penalty pulls towards.
-        norm: The ``p`` of the gradient norm (2 in the paper; ``inf`` and 1 are offered for the max-margin
-            variants of Jolicoeur-Martineau & Mitliagkas 2019).
+        norm: The ``p`` of the per-sample gradient norm ``||∇D(x̂)||_p`` (2 in the paper). Jolicoeur-Martineau &
+            Mitliagkas (2019) show that penalizing the dual norm ``||∇D||_q`` (``1/p + 1/q = 1``) maximizes an
+            ``L^p`` margin: ``norm=inf`` is their "L∞ gradient-norm penalty" (the largest absolute gradient
+            entry, ``max_i |∂D/∂x_i|``), which corresponds to an ``L^1`` margin; ``norm=1`` (the sum of absolute
+            entries) corresponds to an ``L^∞`` margin; ``norm=2`` is self-dual. YAML writes infinity as ``.inf``.
     """
 
     name = "gp"
@@ -48,17 +51,25 @@ class GradientPenalty(CriticRegularizer):
         eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
         return eps * real.detach() + (1 - eps) * fake.detach()
 
+    def points(self, real: Tensor, fake: Tensor) -> Tensor:
+        """Where the gradient is penalized: the interpolates (subclasses choose other points, e.g. DRAGAN)."""
+        return self.interpolate(real, fake)
+
+    def per_sample_penalty(self, norms: Tensor) -> Tensor:
+        """Penalty of each sample's gradient norm (B,) -> (B,): ``(||∇|| - target)²`` (one-sided: overridden)."""
+        return (norms - self.target).pow(2)
+
     def penalty(self, critic: Critic, real: Tensor, fake: Tensor) -> Tensor | None:
         """Return the weighted penalty; see the class docstring."""
         if not self.active:
             return None
-        _, grad = self.input_gradient(critic, self.interpolate(real, fake))
+        _, grad = self.input_gradient(critic, self.points(real, fake))
         norms = gradient_norm(grad, self.norm)  # (B,)
         self.stats = {
             "grad_norm": norms.detach().mean(),
             "frac_norm_gt_1": (norms.detach() > 1).float().mean(),
         }
-        return self.weight * (norms - self.target).pow(2).mean()
+        return self.weight * self.per_sample_penalty(norms).mean()
 
     def state_dict(self) -> dict:
         """Hyperparameters, saved in checkpoints as a record of the run."""

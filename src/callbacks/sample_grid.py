@@ -13,12 +13,15 @@ from torch import Tensor
 from torchvision.utils import make_grid, save_image
 from typing_extensions import override
 
+from src.models.conditional import grid_row_length
+
 
 class SampleGrid(Callback):
     """Writes ``samples/epoch=E-gen_step=S.png`` under the run directory and sends it to the logger.
 
     Images come from the module's ``fixed_noise`` buffer, so successive grids show the same latent points
-    (and survive resume). For 2-D data it draws real vs generated points over the critic's contour.
+    (and survive resume). A conditional model also has ``fixed_labels``: the grid shows one row per class,
+    and ``nrow`` is ignored. For 2-D data it draws real vs generated points over the critic's contour.
     Runs on rank zero only.
 
     Args:
@@ -41,8 +44,14 @@ class SampleGrid(Callback):
         self.last_path: Path | None = None
         self._last_step: int | None = None
 
+    @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # `trainer.log_dir` is a broadcast under DDP: read it here, on every rank, not in the rank-zero `write`
+        self._log_dir = trainer.log_dir
+
     def _dir(self, trainer: pl.Trainer) -> Path:
-        root = self.dirpath or os.path.join(trainer.log_dir or trainer.default_root_dir, "samples")
+        log_dir = getattr(self, "_log_dir", None) or trainer.default_root_dir
+        root = self.dirpath or os.path.join(log_dir, "samples")
         path = Path(root)
         path.mkdir(parents=True, exist_ok=True)
         return path
@@ -63,9 +72,14 @@ class SampleGrid(Callback):
         path = self._dir(trainer) / f"epoch={trainer.current_epoch:04d}-gen_step={step:06d}.png"
         if step == self._last_step and self.last_path is not None:
             return self.last_path
-        samples = pl_module.sample(noise=pl_module.fixed_noise).float().cpu()
+        labels = getattr(pl_module, "fixed_labels", None)  # conditional models: one row per class
+        if labels is None:
+            samples = pl_module.sample(noise=pl_module.fixed_noise).float().cpu()
+        else:
+            samples = pl_module.sample(noise=pl_module.fixed_noise, labels=labels).float().cpu()
+        nrow = self.nrow if labels is None else grid_row_length(len(labels), pl_module.num_classes)
         if samples.dim() == 4:
-            grid = make_grid(samples, nrow=self.nrow, normalize=True, value_range=(-1, 1))
+            grid = make_grid(samples, nrow=nrow, normalize=True, value_range=(-1, 1))
             save_image(grid, path)
             self._log_image(trainer, grid, step)
         elif samples.dim() == 2 and samples.shape[1] == 2:

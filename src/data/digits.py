@@ -52,7 +52,9 @@ class DigitsDataModule(pl.LightningDataModule):
         seed: Seed of the val split and of the shuffling.
         in_memory: Keep the whole dataset as one tensor on the training device and slice batches from it
             (fast, no workers); ``False`` uses a DataLoader.
-        num_workers: DataLoader workers when ``in_memory`` is false.
+        num_workers: DataLoader workers when ``in_memory`` is false; ``None``: 0 (the digits are tiny).
+            ``None`` is the default so that switching ``--data`` to another datamodule, which keeps shared
+            arguments, keeps that datamodule's automatic choice.
     """
 
     num_classes = 10
@@ -64,7 +66,7 @@ class DigitsDataModule(pl.LightningDataModule):
         val_fraction: float = 0.1,
         seed: int = 0,
         in_memory: bool = True,
-        num_workers: int = 0,
+        num_workers: int | None = None,
     ) -> None:
         super().__init__()
         if image_size < 8:
@@ -117,8 +119,8 @@ class DigitsDataModule(pl.LightningDataModule):
             batch_size=self.batch_size,
             shuffle=train,
             drop_last=train,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            num_workers=self.num_workers or 0,
+            persistent_workers=bool(self.num_workers),
         )
 
     def train_dataloader(self) -> TensorBatches | DataLoader:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -12,7 +12,9 @@ class TensorBatches:
     """Iterates shuffled ``(images, labels)`` batches sliced from tensors, with no DataLoader workers.
 
     Each DDP rank takes every ``world_size``-th batch of one shared permutation, so ranks see disjoint data.
-    Incomplete last batches are dropped when ``drop_last``.
+    With ``drop_last`` (training), incomplete batches and the batches of an incomplete round over the ranks are
+    dropped, so every rank takes the same number of steps. The tensors may be stored compactly (e.g. uint8)
+    and turned into training batches by ``transform`` (e.g. to float in [-1, 1], random flips) on the device.
 
     Args:
         images: All images (N, C, H, W).
@@ -23,6 +25,7 @@ class TensorBatches:
         seed: Seed of the permutations; epoch ``e`` uses ``seed + e``.
         rank: This process's rank.
         world_size: Number of processes.
+        transform: Optional function applied to each image batch (B, C, H, W) after slicing.
     """
 
     def __init__(
@@ -35,12 +38,14 @@ class TensorBatches:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        transform: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         if len(images) != len(labels):
             raise ValueError(f"images ({len(images)}) and labels ({len(labels)}) differ in length")
         self.images, self.labels = images, labels
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.transform = transform
         self.epoch = 0
 
     def to(self, device: torch.device | str) -> TensorBatches:
@@ -50,7 +55,11 @@ class TensorBatches:
 
     def _num_global_batches(self) -> int:
         n = len(self.images)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        if not self.drop_last:
+            return -(-n // self.batch_size)
+        # Whole rounds only: every rank gets the same number of batches, so DDP steps stay in lockstep.
+        full = n // self.batch_size
+        return full - full % self.world_size
 
     def __len__(self) -> int:
         return len(range(self.rank, self._num_global_batches(), self.world_size))
@@ -65,7 +74,8 @@ class TensorBatches:
         self.epoch += 1
         for b in range(self.rank, self._num_global_batches(), self.world_size):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            yield self.images[idx], self.labels[idx]
+            images = self.images[idx]  # (B, C, H, W)
+            yield (self.transform(images) if self.transform is not None else images), self.labels[idx]
 
     def state_dict(self) -> dict:
         """The epoch counter, so a resumed run continues the same sequence of permutations."""

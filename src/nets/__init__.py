@@ -1,14 +1,24 @@
 """Generators and critics as plain ``nn.Module``s."""
 
+from src.nets.conditional import (
+    ConditionalDCGANGenerator,
+    ConditionalResNetGenerator,
+    ProjectionDCGANCritic,
+    ProjectionResNetCritic,
+)
 from src.nets.dcgan import DCGANCritic, DCGANGenerator
 from src.nets.mlp import MLPCritic, MLPGenerator
 from src.nets.resnet import ResNetCritic, ResNetGenerator
 
 __all__ = [
+    "ConditionalDCGANGenerator",
+    "ConditionalResNetGenerator",
     "DCGANCritic",
     "DCGANGenerator",
     "MLPCritic",
     "MLPGenerator",
+    "ProjectionDCGANCritic",
+    "ProjectionResNetCritic",
     "ResNetCritic",
     "ResNetGenerator",
 ]

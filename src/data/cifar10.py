@@ -1,0 +1,119 @@
+"""CIFAR-10 through torchvision: 50,000 training and 10,000 test images, 32 px RGB, 10 classes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+from torchvision.datasets import CIFAR10
+
+from src.data.image_base import ImageDataModule, require_download, unwrap_subset
+
+CIFAR10_FILES = (
+    "data_batch_1",
+    "data_batch_2",
+    "data_batch_3",
+    "data_batch_4",
+    "data_batch_5",
+    "test_batch",
+    "batches.meta",
+)
+
+
+class CIFAR10DataModule(ImageDataModule):
+    """CIFAR-10 images (3, 32, 32) in [-1, 1] with labels 0-9.
+
+    ``prepare_data`` downloads and extracts ``cifar-10-python.tar.gz`` into ``data_dir`` (rank zero);
+    ``setup`` reads the pickled batches with torchvision (which checks their md5). The val split is
+    ``val_fraction`` of the training images (seeded); ``val_fraction=0`` trains on all 50,000 and validates
+    on the official test split, as the paper's recipe does.
+
+    Args:
+        data_dir: Folder that holds (or receives) ``cifar-10-batches-py/``.
+        batch_size: Images per batch, per device (the global batch is ``batch_size * devices``).
+        val_fraction: Share of the training images held out for validation; 0 validates on the test split.
+        seed: Seed of the val split and of the in-memory shuffling.
+        flip: Random horizontal flips of training images.
+        in_memory: Keep all images as one uint8 tensor on the training device (184 MB) and slice batches
+            from it, with no workers; ``False``: a DataLoader with workers.
+        num_workers: DataLoader workers; ``None``: 0 on the CPU, else ``min(8, cores per device - 1)``.
+        pin_memory: Pinned host memory; ``None``: on when training on a CUDA device.
+        persistent_workers: Keep workers between epochs; ``None``: on when there are workers.
+        download: Download the dataset when it is missing.
+    """
+
+    num_classes = 10
+    dataset_name = "CIFAR-10"
+    data_shape = (3, 32, 32)  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        data_dir: str = "data/",
+        batch_size: int = 64,
+        val_fraction: float = 0.1,
+        seed: int = 0,
+        flip: bool = False,
+        in_memory: bool = True,
+        num_workers: int | None = None,
+        pin_memory: bool | None = None,
+        persistent_workers: bool | None = None,
+        download: bool = True,
+    ) -> None:
+        super().__init__(
+            data_dir=data_dir,
+            batch_size=batch_size,
+            val_fraction=val_fraction,
+            seed=seed,
+            flip=flip,
+            in_memory=in_memory,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
+        )
+        self.download = download
+        self.save_hyperparameters()
+
+    def geometry(self) -> list[Callable]:
+        """None: CIFAR-10 is already 32 px."""
+        return []
+
+    def uint8_split(self, dataset: Dataset) -> tuple[Tensor, Tensor]:
+        """The split straight from torchvision's uint8 array (N, 32, 32, 3), as (N, 3, 32, 32)."""
+        cifar, idx = unwrap_subset(dataset)
+        images = torch.from_numpy(cifar.data)[idx].permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32)
+        return images, torch.as_tensor(cifar.targets, dtype=torch.long)[idx]
+
+    def _not_found(self, error: BaseException | None = None) -> Exception:
+        folder = self.data_dir / CIFAR10.base_folder
+        return require_download(
+            "CIFAR-10",
+            folder,
+            error=error,
+            download=self.download,
+            how=f"Expected the files {', '.join(CIFAR10_FILES)} there, with torchvision's md5 sums. To get them, "
+            f"download {CIFAR10.url} on a machine with internet and extract it into {self.data_dir} "
+            f"(`tar -xzf cifar-10-python.tar.gz -C {self.data_dir}`), or point --data.data_dir at the folder "
+            f"that contains {CIFAR10.base_folder}/.",
+        )
+
+    def prepare_data(self) -> None:
+        """Download CIFAR-10 when it is missing (Lightning calls this on rank zero); failing, raise a clear error."""
+        if not self.download:
+            return
+        try:
+            CIFAR10(self.data_dir, train=True, download=True)
+        except Exception as error:
+            raise self._not_found(error) from error
+
+    def _load(self, train: bool) -> CIFAR10:
+        try:
+            return CIFAR10(self.data_dir, train=train, download=False)
+        except RuntimeError as error:
+            raise self._not_found() from error
+
+    def load_splits(self) -> dict[str, Dataset]:
+        """The training batches split into train/val (seeded) and the official test batch."""
+        train, val = self.holdout(self._load(train=True), self.val_fraction)
+        return {"train": train, "val": val, "test": self._load(train=False)}

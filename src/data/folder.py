@@ -1,0 +1,231 @@
+"""Your own images: every image file under a folder (recursively), optionally labelled by class subfolder."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal
+
+from lightning.pytorch.utilities import rank_zero_warn
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision.datasets.folder import IMG_EXTENSIONS
+from torchvision.transforms import v2
+
+from src.data.image_base import DatasetNotFoundError, ImageDataModule
+
+SHOWN_BAD_FILES = 10  # how many unreadable files a warning names before summarising the rest
+
+
+def list_images(root: Path) -> list[Path]:
+    """All files under ``root`` (recursively, sorted) whose extension is one of torchvision's image types."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
+
+
+def unreadable(path: Path) -> str | None:
+    """Why PIL cannot read ``path`` (identify and ``verify()`` its structure), or ``None`` when it can."""
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except Exception as error:  # PIL raises many types (OSError, SyntaxError, ValueError, ...)
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def drop_unreadable(paths: Sequence[Path], where: Path) -> list[Path]:
+    """Keep the readable files; warn once, naming the others (the first few) and how many there were."""
+    bad = [(p, why) for p in paths if (why := unreadable(p)) is not None]
+    if bad:
+        shown = "; ".join(f"{p} ({why})" for p, why in bad[:SHOWN_BAD_FILES])
+        more = f"; and {len(bad) - SHOWN_BAD_FILES} more" if len(bad) > SHOWN_BAD_FILES else ""
+        rank_zero_warn(
+            f"Skipped {len(bad)} unreadable image file(s) of {len(paths)} under {where}: {shown}{more}"
+        )
+    bad_paths = {p for p, _ in bad}
+    return [p for p in paths if p not in bad_paths]
+
+
+class ImageFiles(Dataset):
+    """``(PIL image, label)`` from a list of files; a file that fails to decode is skipped with a warning.
+
+    Files are checked up front (:func:`drop_unreadable`), but a file can still fail to decode (e.g. a truncated
+    JPEG passes ``verify()``). Such a file is replaced by the next readable one, with a warning naming it, so an
+    epoch never crashes halfway.
+
+    Args:
+        paths: Image files.
+        labels: One integer label per file.
+    """
+
+    def __init__(self, paths: Sequence[Path], labels: Sequence[int]) -> None:
+        if len(paths) != len(labels):
+            raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
+        self.paths, self.labels = list(paths), list(labels)
+        self._bad: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+        for offset in range(len(self.paths)):
+            i = (index + offset) % len(self.paths)
+            if i in self._bad:
+                continue
+            try:
+                with Image.open(self.paths[i]) as image:
+                    image.load()
+                    return image.copy(), self.labels[i]
+            except Exception as error:  # see unreadable()
+                self._bad.add(i)
+                warnings.warn(
+                    f"Skipped unreadable image {self.paths[i]} ({type(error).__name__}: {error}); "
+                    f"using the next image instead",
+                    stacklevel=2,
+                )
+        raise RuntimeError(f"none of the {len(self.paths)} image files could be read")
+
+
+def color_transform(channels: int) -> Callable:
+    """PIL transform to RGB (3 channels) or grayscale (1 channel)."""
+    if channels == 3:
+        return v2.RGB()
+    if channels == 1:
+        return v2.Grayscale(num_output_channels=1)
+    raise ValueError(f"data.channels must be 1 or 3, got channels={channels}")
+
+
+class ImageFolderDataModule(ImageDataModule):
+    """Any folder of images: resized to ``image_size`` (shorter side) and center-cropped square, in [-1, 1].
+
+    All files with a common image extension (torchvision's list: jpg, jpeg, png, ppm, bmp, pgm, tif, tiff,
+    webp) are found recursively. Unreadable files are skipped with one warning naming them (checked in
+    ``setup``); an empty folder is an error. With ``class_subfolders``, the first folder level names the
+    class (sorted, as torchvision's ``ImageFolder``) and labels are its index; otherwise labels are 0.
+
+    Val and test splits are seeded random shares of the files; with a fraction of 0 that split falls back to
+    the other held-out split, then to the training images.
+
+    Args:
+        data_dir: The folder of images.
+        image_size: Side of the square images.
+        channels: 3 (RGB) or 1 (grayscale).
+        resize: ``crop``: resize the shorter side, then center-crop (keeps the aspect); ``stretch``: resize
+            both sides (distorts non-square images).
+        class_subfolders: Label images by their top-level subfolder.
+        verify: Check every file with PIL in ``setup`` and skip unreadable ones up front.
+        batch_size: Images per batch, per device (the global batch is ``batch_size * devices``).
+        val_fraction: Share of the images held out for validation.
+        test_fraction: Share of the images held out for testing (0: test on the val split).
+        seed: Seed of the splits.
+        flip: Random horizontal flips of training images.
+        num_workers: DataLoader workers; ``None``: 0 on the CPU, else ``min(8, cores per device - 1)``.
+        pin_memory: Pinned host memory; ``None``: on when training on a CUDA device.
+        persistent_workers: Keep workers between epochs; ``None``: on when there are workers.
+    """
+
+    dataset_name = "image folder"
+
+    def __init__(
+        self,
+        data_dir: str = "data/images",
+        image_size: int = 64,
+        channels: int = 3,
+        resize: Literal["crop", "stretch"] = "crop",
+        class_subfolders: bool = False,
+        verify: bool = True,
+        batch_size: int = 64,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.0,
+        seed: int = 0,
+        flip: bool = False,
+        num_workers: int | None = None,
+        pin_memory: bool | None = None,
+        persistent_workers: bool | None = None,
+    ) -> None:
+        super().__init__(
+            data_dir=data_dir,
+            batch_size=batch_size,
+            val_fraction=val_fraction,
+            seed=seed,
+            flip=flip,
+            in_memory=False,  # large or unknown size: decode on the fly
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
+        )
+        if image_size < 1:
+            raise ValueError(f"data.image_size must be >= 1, got image_size={image_size}")
+        if resize not in ("crop", "stretch"):
+            raise ValueError(f"data.resize must be 'crop' or 'stretch', got resize={resize!r}")
+        if not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+            raise ValueError(
+                f"data.test_fraction must be in [0, 1) with val_fraction + test_fraction < 1, got "
+                f"test_fraction={test_fraction}, val_fraction={val_fraction}"
+            )
+        color_transform(channels)  # validates channels
+        self.image_size, self.channels, self.resize = image_size, channels, resize
+        self.class_subfolders, self.verify, self.test_fraction = class_subfolders, verify, test_fraction
+        self.save_hyperparameters()
+
+    @property
+    def data_shape(self) -> tuple[int, int, int]:
+        """Shape of one image (C, S, S)."""
+        return (self.channels, self.image_size, self.image_size)
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names (sorted top-level subfolders) with ``class_subfolders``, else empty."""
+        if not self.class_subfolders or not self.data_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.data_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    @property
+    def num_classes(self) -> int:  # type: ignore[override]
+        """Number of classes (0 without ``class_subfolders``)."""
+        return len(self.classes)
+
+    def geometry(self) -> list[Callable]:
+        """Color mode, then resize-and-center-crop (or stretch) to ``image_size``."""
+        size = self.image_size
+        if self.resize == "crop":
+            return [color_transform(self.channels), v2.Resize(size), v2.CenterCrop(size)]
+        return [color_transform(self.channels), v2.Resize((size, size))]
+
+    def _files(self) -> tuple[list[Path], list[int]]:
+        if not self.data_dir.is_dir():
+            raise DatasetNotFoundError(
+                f"image folder: {self.data_dir} does not exist; point --data.data_dir at a folder of images"
+            )
+        paths = list_images(self.data_dir)
+        if not paths:
+            raise DatasetNotFoundError(
+                f"image folder: {self.data_dir} contains no image files (searched recursively for "
+                f"{', '.join(IMG_EXTENSIONS)}); point --data.data_dir at a folder of images"
+            )
+        if self.verify:
+            paths = drop_unreadable(paths, self.data_dir)
+            if not paths:
+                raise DatasetNotFoundError(
+                    f"image folder: none of the image files under {self.data_dir} is readable"
+                )
+        if not self.class_subfolders:
+            return paths, [0] * len(paths)
+        index = {name: i for i, name in enumerate(self.classes)}
+        loose = [
+            p
+            for p in paths
+            if p.parent == self.data_dir or p.relative_to(self.data_dir).parts[0] not in index
+        ]
+        if loose:
+            raise ValueError(
+                f"data.class_subfolders=true but {len(loose)} image(s) lie outside a class subfolder of "
+                f"{self.data_dir} (e.g. {loose[0]}); move them into a subfolder or set --data.class_subfolders=false"
+            )
+        return paths, [index[p.relative_to(self.data_dir).parts[0]] for p in paths]
+
+    def load_splits(self) -> dict[str, Dataset]:
+        """Seeded train/val/test shares of the readable files."""
+        paths, labels = self._files()
+        train, val, test = self.holdout(ImageFiles(paths, labels), self.val_fraction, self.test_fraction)
+        return {"train": train, "val": val, "test": test}

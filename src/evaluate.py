@@ -1,0 +1,136 @@
+"""Measure a checkpoint: ``python -m src.evaluate --ckpt PATH [--config FILE] [--num_samples N] [--out FILE.json]``.
+
+Rebuilds the model, datamodule and metric callbacks from the run's ``config.yaml`` (or ``--config``), runs
+Lightning's test loop on the checkpoint, and prints and writes every ``test/...`` metric: FID, IS and KID
+(:class:`~src.callbacks.ImageQuality`), the toy metrics (:class:`~src.callbacks.ToyMetrics`) and the
+critic's Wasserstein estimate on the test split. Any other argument is a CLI override applied after the config,
+e.g. ``--trainer.devices=1`` or ``--trainer.callbacks+=src.callbacks.ImageQuality``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
+
+from src.callbacks import ImageQuality, ToyMetrics
+from src.utils.run import load_run
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    """Split the command line into this script's options and CLI overrides."""
+    parser = argparse.ArgumentParser(
+        prog="python -m src.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--ckpt", required=True, help="checkpoint written by src.train")
+    parser.add_argument("--config", default=None, help="config file; default: <run dir>/config.yaml")
+    parser.add_argument(
+        "--num_samples",
+        type=int,
+        default=None,
+        help="generated samples (default: the callbacks' test setting)",
+    )
+    parser.add_argument("--out", default=None, help="write the metrics to this JSON file")
+    return parser.parse_known_args(argv)
+
+
+def feature_cache_dir(config_path: Path) -> Path:
+    """Where the run cached its real features: ``<logger save_dir>/feature_cache`` as during training.
+
+    The save_dir is read from the run's config (relative paths are relative to where training ran, usually
+    the working directory); when it does not exist here, the run directory's own ``feature_cache`` is used.
+    """
+    config = yaml.safe_load(config_path.read_text()) or {}
+    loggers = (config.get("trainer") or {}).get("logger")
+    for logger in loggers if isinstance(loggers, list) else [loggers]:
+        save_dir = (
+            ((logger or {}).get("init_args") or {}).get("save_dir") if isinstance(logger, dict) else None
+        )
+        if save_dir and Path(save_dir).is_dir():
+            return Path(save_dir) / "feature_cache"
+    return config_path.parent / "feature_cache"
+
+
+def evaluate(
+    ckpt: str, config: str | None = None, num_samples: int | None = None, overrides: list[str] | None = None
+) -> dict[str, Any]:
+    """Test ``ckpt`` with the metric callbacks of its run and return the metrics and where they came from.
+
+    Args:
+        ckpt: The checkpoint.
+        config: The config file; ``None`` finds the run's ``config.yaml``.
+        num_samples: Generated samples for the metric callbacks (``ImageQuality.test_num_samples``,
+            ``ToyMetrics.num_points``); ``None`` keeps the run's settings.
+        overrides: CLI overrides applied after the config.
+
+    Returns:
+        ``{"metrics": {name: float}, "ckpt": ..., "config": ..., "generator_steps": ..., ...}``.
+    """
+    cli = load_run(ckpt, config, overrides, load_weights=False)
+    callbacks = [cb for cb in cli.trainer.callbacks if isinstance(cb, (ImageQuality, ToyMetrics))]
+    if not callbacks:
+        rank_zero_warn(
+            "The run's config has no ImageQuality or ToyMetrics callback, so only test/wasserstein is measured; "
+            "add one with e.g. --trainer.callbacks+=src.callbacks.ImageQuality "
+            "--trainer.callbacks.feature_extractor=digits"
+        )
+    for callback in callbacks:
+        if isinstance(callback, ImageQuality):
+            callback.progress = True
+            if (
+                callback.cache_dir is None
+            ):  # the run's cache of real features, not one in the working directory
+                callback.cache_dir = str(feature_cache_dir(Path(cli.config_path)))
+            if num_samples is not None:
+                callback.test_num_samples = num_samples
+        elif num_samples is not None:
+            callback.num_points = num_samples
+    (results,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, verbose=False)
+    samples = {
+        type(cb).__name__: (cb.test_num_samples or cb.num_samples)
+        if isinstance(cb, ImageQuality)
+        else cb.num_points
+        for cb in callbacks
+    }
+    return {
+        "metrics": {k: float(v) for k, v in sorted(results.items())},
+        "ckpt": str(Path(ckpt).resolve()),
+        "config": str(Path(cli.config_path).resolve()),
+        "generator_steps": int(getattr(cli.model, "generator_steps", 0)),
+        "num_samples": samples,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+@rank_zero_only
+def report_metrics(report: dict[str, Any], out: str | None) -> None:
+    """Print the metrics as a table and write the whole report as JSON (rank zero only)."""
+    width = max((len(k) for k in report["metrics"]), default=10)
+    print(f"Metrics of {report['ckpt']} (generator step {report['generator_steps']}):")
+    for name, value in report["metrics"].items():
+        print(f"  {name:<{width}}  {value:.6g}")
+    if out:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"Wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Parse the command line, evaluate, print a table and write the JSON file."""
+    args, overrides = parse_args(sys.argv[1:] if argv is None else argv)
+    report = evaluate(args.ckpt, args.config, args.num_samples, overrides)
+    report_metrics(report, args.out)
+    return report
+
+
+if __name__ == "__main__":
+    main()

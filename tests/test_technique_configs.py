@@ -1,0 +1,164 @@
+"""The technique configs (penalties, optimizers, schedules, EMA, conditional, CGD) build what they say and run."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from src.callbacks import (
+    DRAGANPenalty,
+    DriftPenalty,
+    GradientPenalty,
+    OneSidedPenalty,
+    R1Penalty,
+    R2Penalty,
+    WeightClipping,
+)
+from src.cli import build_cli
+from src.nets import ConditionalResNetGenerator, ProjectionResNetCritic
+from tests.helpers import run_cli
+
+TOY = ["--config", "configs/toy.yaml"]
+TINY = [
+    "--model.max_generator_steps=2",
+    "--trainer.limit_val_batches=1",
+    "--trainer.enable_progress_bar=false",
+]
+TOY_TINY = ["--data.batches_per_epoch=4", "--model.generator.init_args.hidden_dim=8",
+            "--model.critic.init_args.hidden_dim=8"]  # fmt: skip
+
+
+def _regularizers(cli: object) -> list[object]:
+    from src.callbacks import CriticRegularizer
+
+    return [cb for cb in cli.trainer.callbacks if isinstance(cb, CriticRegularizer)]
+
+
+def _build(tmp_path: Path, *args: str) -> object:
+    return build_cli([*args, "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}"])
+
+
+@pytest.mark.parametrize(
+    ("config", "cls", "attrs"),
+    [
+        ("penalties/one_sided", OneSidedPenalty, {"weight": 10.0, "target": 1.0}),
+        ("penalties/zero_centred", GradientPenalty, {"target": 0.0}),
+        ("penalties/r1", R1Penalty, {"weight": 10.0}),
+        ("penalties/r2", R2Penalty, {"weight": 10.0}),
+        ("penalties/dragan", DRAGANPenalty, {"perturb_scale": 0.5}),
+        ("penalties/linf", GradientPenalty, {"norm": math.inf}),
+        ("wgan_clip", WeightClipping, {"clip_value": 0.01}),
+    ],
+)
+def test_penalty_configs_select_their_regularizer(
+    tmp_path: Path, config: str, cls: type, attrs: dict
+) -> None:
+    (reg,) = _regularizers(_build(tmp_path, "--config", f"configs/{config}.yaml"))
+    assert type(reg) is cls
+    for name, value in attrs.items():
+        assert getattr(reg, name) == value
+
+
+def test_drift_is_added_next_to_the_penalty(tmp_path: Path) -> None:
+    cli = _build(tmp_path, "--config", "configs/penalties/drift.yaml")
+    assert {type(r) for r in _regularizers(cli)} == {GradientPenalty, DriftPenalty}
+    assert any(type(cb).__name__ == "ImageQuality" for cb in cli.trainer.callbacks)  # defaults kept
+
+
+def test_wgan_clip_uses_rmsprop_at_5e_5(tmp_path: Path) -> None:
+    cli = _build(tmp_path, "--config", "configs/wgan_clip.yaml")
+    for opt in cli.model.configure_optimizers():
+        assert isinstance(opt, torch.optim.RMSprop) and opt.param_groups[0]["lr"] == 5e-5
+
+
+@pytest.mark.parametrize(
+    ("config", "cls"), [("sgd", torch.optim.SGD), ("rmsprop", torch.optim.RMSprop), ("nsgda", None)]
+)
+def test_optimizer_configs(tmp_path: Path, config: str, cls: type | None) -> None:
+    from src.optim import NormalizedSGD
+
+    cli = _build(tmp_path, "--config", f"configs/optim/{config}.yaml")
+    for opt in cli.model.configure_optimizers():
+        assert isinstance(opt, cls or NormalizedSGD)
+
+
+@pytest.mark.parametrize(
+    ("config", "cls"),
+    [
+        ("sgdr", torch.optim.lr_scheduler.CosineAnnealingWarmRestarts),
+        ("linear_decay", torch.optim.lr_scheduler.LinearLR),
+    ],
+)
+def test_schedule_configs(tmp_path: Path, config: str, cls: type) -> None:
+    cli = _build(tmp_path, "--config", f"configs/schedules/{config}.yaml")
+    _, schedulers = cli.model.configure_optimizers()
+    assert len(schedulers) == 2 and all(isinstance(s, cls) for s in schedulers)
+
+
+def test_null_regularizer_and_cgd_config(tmp_path: Path) -> None:
+    pytest.importorskip("CGDs")
+    from src.optim import CGD
+
+    cli = _build(tmp_path, "--config", "configs/toy_cgd.yaml")
+    assert _regularizers(cli) == [] and None not in cli.trainer.callbacks
+    opt = cli.model.configure_optimizers()
+    assert isinstance(opt, CGD) and opt.adaptive and cli.model.n_critic == 1
+
+
+def test_conditional_overlays_on_the_dataset_configs(tmp_path: Path) -> None:
+    cli = _build(tmp_path, "--config", "configs/cifar10.yaml", "--config", "configs/cifar10_cond.yaml",
+                 "--model.generator.init_args.dim=8", "--model.critic.init_args.dim=8")  # fmt: skip
+    assert isinstance(cli.model.generator, ConditionalResNetGenerator)
+    assert isinstance(cli.model.critic, ProjectionResNetCritic)
+    assert cli.model.num_classes == 10 and cli.model.fixed_labels.tolist() == [i // 10 for i in range(100)]
+    assert cli.model.hparams["generator"]["init_args"]["data_shape"] == (3, 32, 32)
+    mnist = _build(tmp_path, "--config", "configs/mnist.yaml", "--config", "configs/mnist_cond.yaml")
+    assert mnist.model.num_classes == 10 and mnist.model.generator.data_shape == (1, 28, 28)
+
+
+def test_ema_config(tmp_path: Path) -> None:
+    assert _build(tmp_path, "--config", "configs/ema.yaml").model.generator_ema is not None
+
+
+# --------------------------------------------------------------------------- end to end, as a user runs it
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--config", "configs/wgan_clip.yaml"],
+        ["--config", "configs/digits_cond.yaml", "--config", "configs/ema.yaml"],
+        ["--config", "configs/penalties/drift.yaml", "--config", "configs/schedules/sgdr.yaml"],
+        ["--config", "configs/optim/nsgda.yaml", "--config", "configs/schedules/linear_decay.yaml"],
+        [*TOY, "--config", "configs/penalties/one_sided.yaml", *TOY_TINY],
+        [*TOY, "--config", "configs/penalties/dragan.yaml", *TOY_TINY],
+        [*TOY, "--config", "configs/penalties/r1.yaml", "--config", "configs/optim/sgd.yaml", *TOY_TINY],
+        [
+            *TOY,
+            "--config",
+            "configs/penalties/linf.yaml",
+            "--config",
+            "configs/optim/rmsprop.yaml",
+            *TOY_TINY,
+        ],
+        ["--config", "configs/toy_cgd.yaml", *TOY_TINY],
+    ],
+    ids=[
+        "wgan_clip",
+        "digits_cond+ema",
+        "drift+sgdr",
+        "nsgda+linear",
+        "one_sided",
+        "dragan",
+        "r1+sgd",
+        "linf+rmsprop",
+        "toy_cgd",
+    ],  # fmt: skip
+)
+def test_technique_config_runs_end_to_end(tmp_path: Path, args: list[str]) -> None:
+    if "configs/toy_cgd.yaml" in args:
+        pytest.importorskip("CGDs")
+    run_cli([*args, *TINY, f"--trainer.logger.init_args.save_dir={tmp_path}", "--data.batch_size=32"])
+    assert list(tmp_path.rglob("last.ckpt"))
