@@ -9,9 +9,11 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from src.callbacks import CriticRegularizer, PreemptionCheckpoint, SampleGrid
 from src.models import WGANGP
+from src.utils.atomic_io import AtomicCheckpointIO
 from src.utils.checkpoint import resolve_last_checkpoint
 
 DDP_STRATEGY = "ddp_find_unused_parameters_true"
@@ -131,12 +133,14 @@ class WGANCLI(LightningCLI):
             trainer.strategy = DDP_STRATEGY
 
     def after_instantiate_classes(self) -> None:
-        """Drop ``--regularizer=null``; record the networks' configs in the model's hyperparameters.
+        """Drop ``--regularizer=null``; record the networks' configs in the model's hyperparameters; atomic saves.
 
         With the networks' ``class_path``/``init_args`` (linked ``data_shape`` included) in the checkpoint,
         ``WGANGP.load_from_checkpoint(path)`` rebuilds the whole model, as ``python -m src.generate`` does.
         """
         self.trainer.callbacks[:] = [cb for cb in self.trainer.callbacks if cb is not None]
+        if type(self.trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # a kill cannot truncate a checkpoint
+            self.trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         model_config = (getattr(self, "config_dump", None) or {}).get("model", {})
         for net in ("generator", "critic"):
             if isinstance(model_config.get(net), dict) and "class_path" in model_config[net]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import signal
 import sys
 
+import torch
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -31,5 +32,14 @@ def main(args: list[str] | None = None) -> WGANCLI:
     return cli
 
 
+def end_distributed() -> None:
+    """Destroy the process group, if any: gloo's threads otherwise abort the interpreter at exit."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        end_distributed()

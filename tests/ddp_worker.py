@@ -93,6 +93,7 @@ def main(out: Path) -> None:
         default_root_dir=out,
     )
     trainer.fit(model(), train_dataloaders=loader)
+    torch.distributed.destroy_process_group()  # else gloo's threads may abort the interpreter at exit
 
 
 if __name__ == "__main__":

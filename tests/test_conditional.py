@@ -167,4 +167,4 @@ def test_conditional_samples_are_classified_as_requested(tmp_path: Path) -> None
     labels = torch.arange(10).repeat_interleave(50)
     predicted = load_digits_classifier()(model.sample(500, labels=labels)).argmax(1)
     agreement = (predicted == labels).float().mean().item()
-    assert agreement > 0.5, f"classifier agrees with the requested class on {agreement:.0%} (chance: 10%)"
+    assert agreement > 0.7, f"classifier agrees with the requested class on {agreement:.0%} (chance: 10%)"

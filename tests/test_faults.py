@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from src.cli import build_cli
+from src.utils.atomic_io import AtomicCheckpointIO
 from src.utils.checkpoint import CheckpointMismatchError, newest_last_checkpoint
 from src.utils.csv_logger import ResumableCSVLogger
 from src.utils.divergence import TrainingDivergedError
@@ -271,3 +272,25 @@ def test_resumable_csv_logger_appends_to_metrics(tmp_path: Path) -> None:
     second.save()
     lines = (tmp_path / "run" / "version_0" / "metrics.csv").read_text().splitlines()
     assert lines == ["a,b,step", "1.0,,0", "2.0,3.0,1"]
+
+
+class _Unpicklable:
+    def __reduce__(self) -> tuple:
+        raise RuntimeError("cannot pickle this")
+
+
+def test_atomic_checkpoint_io_never_leaves_a_partial_file(tmp_path: Path) -> None:
+    io = AtomicCheckpointIO()
+    target = tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"w": torch.ones(3)}, target)
+    io.save_checkpoint({"w": torch.zeros(3)}, target)
+    assert torch.equal(_load(target)["w"], torch.zeros(3))
+    with pytest.raises(RuntimeError, match="cannot pickle this"):  # a save that dies half-way
+        io.save_checkpoint({"w": torch.full((3,), 7.0), "x": _Unpicklable()}, target)
+    assert torch.equal(_load(target)["w"], torch.zeros(3))  # the previous checkpoint is intact
+    assert [p.name for p in target.parent.iterdir()] == ["last.ckpt"]  # and no temporary file is left
+
+
+def test_the_cli_saves_checkpoints_atomically(tmp_path: Path) -> None:
+    cli = build_cli(_toy(tmp_path))
+    assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)

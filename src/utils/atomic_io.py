@@ -1,0 +1,46 @@
+"""Checkpoint writes that a kill cannot leave half-done: write a temporary file next to the target, then rename."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.utilities.types import _PATH
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from typing_extensions import override
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``TorchCheckpointIO`` whose local saves are atomic: the file is complete or absent, never truncated.
+
+    Lightning's own save writes into a temporary file in the system temp directory and moves it; when that
+    directory is on another filesystem than the run (a node-local ``/tmp`` and a shared run directory), the
+    move is a copy that a ``SIGKILL`` can cut short. Here the temporary file sits next to the target, is
+    flushed to disk, then ``os.replace``-d over it (atomic within a filesystem). Remote paths (``s3://``...)
+    keep Lightning's behaviour.
+    """
+
+    @override
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None or not _is_local(path):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            with temporary.open("wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, target)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+
+def _is_local(path: _PATH) -> bool:
+    return "://" not in str(path)
