@@ -9,6 +9,7 @@ import signal
 import sys
 
 import torch
+from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -26,8 +27,11 @@ def main(args: list[str] | None = None) -> WGANCLI:
         sys.exit(128 + signal.SIGTERM)
     if trainer.interrupted:
         return cli
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+    if type(datamodule).test_dataloader is LightningDataModule.test_dataloader:
+        rank_zero_info(f"{type(datamodule).__name__} has no test_dataloader: skipping the test stage.")
+    else:
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
     rank_zero_info(f"Run directory: {trainer.log_dir}")
     return cli
 
