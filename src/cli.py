@@ -89,7 +89,10 @@ class WGANCLI(LightningCLI):
       are callbacks that are always present and configurable by flag;
     - with more than one device (or node) and ``--trainer.strategy=auto``, DDP with
       ``find_unused_parameters=True`` is chosen, because the generator's parameters take no part in critic
-      steps (and vice versa).
+      steps (and vice versa);
+    - ``--ckpt_path last`` resumes the newest ``last.ckpt`` of this configuration's runs, logging into that
+      run's directory; ``--preemption`` saves one on SIGTERM/SIGUSR1; checkpoints are written atomically;
+    - the resolved config is logged to every logger (the W&B run config).
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
