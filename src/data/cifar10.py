@@ -9,7 +9,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.datasets import CIFAR10
 
-from src.data.image_base import ImageDataModule, require_download, unwrap_subset
+from src.data.image_base import TorchvisionTrainTestDataModule, require_download, unwrap_subset
 
 CIFAR10_FILES = (
     "data_batch_1",
@@ -22,7 +22,7 @@ CIFAR10_FILES = (
 )
 
 
-class CIFAR10DataModule(ImageDataModule):
+class CIFAR10DataModule(TorchvisionTrainTestDataModule):
     """CIFAR-10 images (3, 32, 32) in [-1, 1] with labels 0-9.
 
     ``prepare_data`` downloads and extracts ``cifar-10-python.tar.gz`` into ``data_dir`` (rank zero);
@@ -44,6 +44,7 @@ class CIFAR10DataModule(ImageDataModule):
         download: Download the dataset when it is missing.
     """
 
+    dataset_class = CIFAR10
     num_classes = 10
     dataset_name = "CIFAR-10"
     data_shape = (3, 32, 32)  # type: ignore[assignment]
@@ -85,7 +86,8 @@ class CIFAR10DataModule(ImageDataModule):
         images = torch.from_numpy(cifar.data)[idx].permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32)
         return images, torch.as_tensor(cifar.targets, dtype=torch.long)[idx]
 
-    def _not_found(self, error: BaseException | None = None) -> Exception:
+    def not_found(self, error: BaseException | None = None) -> Exception:
+        """The error naming the missing files, where they go and how to get them."""
         folder = self.data_dir / CIFAR10.base_folder
         return require_download(
             "CIFAR-10",
@@ -97,23 +99,3 @@ class CIFAR10DataModule(ImageDataModule):
             f"(`tar -xzf cifar-10-python.tar.gz -C {self.data_dir}`), or point --data.data_dir at the folder "
             f"that contains {CIFAR10.base_folder}/.",
         )
-
-    def prepare_data(self) -> None:
-        """Download CIFAR-10 when it is missing (Lightning calls this on rank zero); failing, raise a clear error."""
-        if not self.download:
-            return
-        try:
-            CIFAR10(self.data_dir, train=True, download=True)
-        except Exception as error:
-            raise self._not_found(error) from error
-
-    def _load(self, train: bool) -> CIFAR10:
-        try:
-            return CIFAR10(self.data_dir, train=train, download=False)
-        except RuntimeError as error:
-            raise self._not_found() from error
-
-    def load_splits(self) -> dict[str, Dataset]:
-        """The training batches split into train/val (seeded) and the official test batch."""
-        train, val = self.holdout(self._load(train=True), self.val_fraction)
-        return {"train": train, "val": val, "test": self._load(train=False)}

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 from torchvision.datasets import MNIST
 from torchvision.transforms import v2
 
-from src.data.image_base import ImageDataModule, require_download, unwrap_subset
+from src.data.image_base import TorchvisionTrainTestDataModule, require_download, unwrap_subset
 
 MNIST_FILES = (
     "train-images-idx3-ubyte",
@@ -21,7 +21,7 @@ MNIST_FILES = (
 )
 
 
-class MNISTDataModule(ImageDataModule):
+class MNISTDataModule(TorchvisionTrainTestDataModule):
     """MNIST handwritten digits (1, S, S) in [-1, 1] with labels 0-9.
 
     ``prepare_data`` downloads into ``data_dir/MNIST/raw`` (rank zero); ``setup`` reads the idx files with
@@ -43,6 +43,8 @@ class MNISTDataModule(ImageDataModule):
         persistent_workers: Keep workers between epochs; ``None``: on when there are workers.
         download: Download the dataset when it is missing.
     """
+
+    dataset_class = MNIST
 
     num_classes = 10
     dataset_name = "MNIST"
@@ -108,7 +110,8 @@ class MNISTDataModule(ImageDataModule):
             images = F.pad(images, (margin, margin, margin, margin), value=0)  # (N, 1, S, S)
         return images.contiguous(), mnist.targets[idx].long()
 
-    def _not_found(self, error: BaseException | None = None) -> Exception:
+    def not_found(self, error: BaseException | None = None) -> Exception:
+        """The error naming the missing files, where they go and how to get them."""
         raw = self.data_dir / "MNIST" / "raw"
         return require_download(
             "MNIST",
@@ -121,23 +124,3 @@ class MNISTDataModule(ImageDataModule):
             f"*-ubyte.gz files from https://ossci-datasets.s3.amazonaws.com/mnist/ and gunzip them into {raw}; "
             f"or point --data.data_dir at the folder that contains MNIST/.",
         )
-
-    def prepare_data(self) -> None:
-        """Download MNIST when it is missing (Lightning calls this on rank zero); failing, raise a clear error."""
-        if not self.download:
-            return
-        try:
-            MNIST(self.data_dir, train=True, download=True)
-        except Exception as error:
-            raise self._not_found(error) from error
-
-    def _load(self, train: bool) -> MNIST:
-        try:
-            return MNIST(self.data_dir, train=train, download=False)
-        except RuntimeError as error:
-            raise self._not_found() from error
-
-    def load_splits(self) -> dict[str, Dataset]:
-        """The training file split into train/val (seeded) and the official test file."""
-        train, val = self.holdout(self._load(train=True), self.val_fraction)
-        return {"train": train, "val": val, "test": self._load(train=False)}
