@@ -118,6 +118,7 @@ class WGANCLI(LightningCLI):
                 "model.critic": {"class_path": "src.nets.DCGANCritic", "init_args": {"dim": 32}},
                 "model.generator_optimizer": PAPER_ADAM,
                 "model.critic_optimizer": PAPER_ADAM,
+                "model.max_generator_steps": 300,  # the default run finishes in minutes on a CPU
                 "data": {"class_path": "src.data.DigitsDataModule"},
                 "regularizer": {"class_path": "src.callbacks.GradientPenalty"},
                 "checkpoint.save_last": True,
