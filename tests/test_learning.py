@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from src.callbacks import GradientPenalty
+from src.data.toy import sample_toy
 from src.metrics.toy import mode_coverage, toy_mode_centers, toy_mode_std
 from src.models import WGANGP
 from src.nets import MLPCritic, MLPGenerator
@@ -24,9 +25,11 @@ class WassersteinProbe(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if pl_module.critic_steps % (self.every * pl_module.n_critic) == 0:
-            real = trainer.datamodule.sample(2500)
+            g = torch.Generator().manual_seed(len(self.estimates))  # leaves the training RNG untouched
+            real = sample_toy("25gaussians", 2500, g)
+            fake = pl_module.sample(noise=torch.randn(2500, pl_module.latent_dim, generator=g))
             with torch.no_grad():
-                estimate = pl_module.score(real).mean() - pl_module.score(pl_module.sample(2500)).mean()
+                estimate = pl_module.score(real).mean() - pl_module.score(fake).mean()
             self.estimates.append(float(estimate))
 
 
