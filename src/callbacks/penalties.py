@@ -8,6 +8,8 @@ Jolicoeur-Martineau & Mitliagkas (2019) is ``GradientPenalty(norm=inf)`` (or ``O
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
@@ -73,7 +75,7 @@ class DRAGANPenalty(GradientPenalty):
         return {**super().state_dict(), "perturb_scale": self.perturb_scale}
 
 
-class _SquaredGradientNorm(CriticRegularizer):
+class _SquaredGradientNorm(CriticRegularizer, ABC):
     """``weight / 2 * E[||∇D(x)||²]`` at the points chosen by :meth:`points`."""
 
     def __init__(self, weight: float = 10.0) -> None:
@@ -87,9 +89,9 @@ class _SquaredGradientNorm(CriticRegularizer):
         """A zero weight switches the penalty off."""
         return self.weight > 0
 
+    @abstractmethod
     def points(self, real: Tensor, fake: Tensor) -> Tensor:
-        """Where the gradient is penalized."""
-        raise NotImplementedError
+        """Where the gradient is penalized: real data for R1, generated data for R2."""
 
     def penalty(self, critic: Critic, real: Tensor, fake: Tensor) -> Tensor | None:
         """Return ``weight / 2 * mean(||∇D||²)`` over the batch."""
