@@ -71,7 +71,7 @@ def main() -> None:
         paths: list[tuple[str, MNISTDataModule]] = []
         start = time.perf_counter()
         memory = MNISTDataModule(
-            root, batch_size=args.batch_size, in_memory=True, num_workers=0, download=False
+            data_dir=root, batch_size=args.batch_size, in_memory=True, num_workers=0, download=False
         )
         memory.trainer = _Device(device)  # type: ignore[assignment]
         memory.setup("fit")
@@ -80,7 +80,11 @@ def main() -> None:
         paths.append(("in-memory (uint8 tensor on the device)", memory))
         for workers in args.workers:
             dm = MNISTDataModule(
-                root, batch_size=args.batch_size, in_memory=False, num_workers=workers, download=False
+                data_dir=root,
+                batch_size=args.batch_size,
+                in_memory=False,
+                num_workers=workers,
+                download=False,
             )
             dm.trainer = _Device(device)  # type: ignore[assignment]
             dm.setup("fit")

@@ -78,6 +78,8 @@ def command(workload: str, devices: int, steps: int, skip: int, out: Path) -> li
         "--trainer.num_sanity_val_steps=0",
         "--trainer.enable_progress_bar=false",
         f"--trainer.callbacks={json.dumps(timer)}",
+        "--quality=null",
+        "--best=null",
         "--samples.every_n_epochs=100000",
         f"--trainer.logger.init_args.save_dir={out.parent}",
         "--checkpoint.save_last=false",

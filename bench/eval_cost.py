@@ -17,8 +17,8 @@ import lightning.pytorch as pl
 import torch
 
 from bench.common import median, stamp, write_section
-from src.callbacks import ImageQuality
 from src.cli import build_cli
+from src.evaluation import ImageQuality
 
 
 class EpochClock(pl.Callback):

@@ -16,8 +16,8 @@ import time
 import torch
 
 from bench.common import median, stamp, write_section
-from src.callbacks import GradientPenalty
 from src.nets import DCGANCritic, ResNetCritic
+from src.regularizers import GradientPenalty
 
 CASES = {
     "DCGAN-32 critic (dim 64), batch 64": lambda: DCGANCritic((3, 32, 32), dim=64),

@@ -18,9 +18,9 @@ import torch
 
 from bench import bare_loop
 from bench.common import median, stamp, write_section
-from src.callbacks import GradientPenalty
 from src.models import WGANGP
 from src.nets import DCGANCritic, DCGANGenerator, MLPCritic, MLPGenerator
+from src.regularizers import GradientPenalty
 
 CASES = {
     # name: (generator, critic, batch shape, gp weight)
@@ -62,8 +62,15 @@ def run_project(generator, critic, batches, weight: float, tmp: str) -> float:
     timer = Timer()
     model = WGANGP(generator, critic, n_critic=5)
     trainer = pl.Trainer(
-        accelerator="cpu", devices=1, max_epochs=1, logger=pl.loggers.CSVLogger(tmp), log_every_n_steps=25,
-        enable_checkpointing=False, enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
+        accelerator="cpu",
+        devices=1,
+        max_epochs=1,
+        logger=pl.loggers.CSVLogger(tmp),
+        log_every_n_steps=25,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
         callbacks=[GradientPenalty(weight), timer],
     )
     trainer.fit(model, train_dataloaders=Batches(batches))
@@ -96,7 +103,9 @@ def main() -> None:
                 g, c = copy.deepcopy(g0), copy.deepcopy(c0)
                 with tempfile.TemporaryDirectory() as tmp:
                     times[side] = (
-                        run_bare(g, c, batches, weight) if side == "bare" else run_project(g, c, batches, weight, tmp)
+                        run_bare(g, c, batches, weight)
+                        if side == "bare"
+                        else run_project(g, c, batches, weight, tmp)
                     )
             bare_s.append(times["bare"])
             proj_s.append(times["project"])

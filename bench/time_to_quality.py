@@ -35,10 +35,9 @@ def digits_reference_fid() -> float:
     from src.metrics.digits_classifier import DigitsFeatureExtractor
 
     data = DigitsDataModule(image_size=32)
-    data.setup()
-    metric = FrechetInceptionDistance(feature=DigitsFeatureExtractor("features"), normalize=True)
-    metric.update((data.splits["train"][0] + 1) / 2, real=True)
-    metric.update((data.splits["test"][0] + 1) / 2, real=False)
+    metric = FrechetInceptionDistance(feature=DigitsFeatureExtractor("features"))  # uint8 images
+    metric.update(data.reference_images("train"), real=True)
+    metric.update(data.reference_images("test"), real=False)
     return float(metric.compute())
 
 
@@ -59,7 +58,11 @@ class Clock(pl.Callback):
         metrics = {k: float(trainer.callback_metrics[k]) for k in self.keys if k in trainer.callback_metrics}
         if len(metrics) < len(self.keys):
             return
-        point = {"seconds": time.perf_counter() - self.start, "gen_steps": pl_module.generator_steps, **metrics}
+        point = {
+            "seconds": time.perf_counter() - self.start,
+            "gen_steps": pl_module.generator_steps,
+            **metrics,
+        }
         if self.points and self.points[-1]["gen_steps"] == point["gen_steps"]:
             return
         self.points.append(point)
@@ -77,8 +80,12 @@ def main() -> None:
     parser.add_argument("--budget-min", type=float, default=25.0)
     args, extra = parser.parse_known_args()
     tmp = tempfile.mkdtemp(prefix=f"ttq_{args.case}_")
-    common = [f"--trainer.logger.init_args.save_dir={tmp}", "--trainer.enable_progress_bar=false",
-              "--model.max_generator_steps=null", "--trainer.max_epochs=100000"]
+    common = [
+        f"--trainer.logger.init_args.save_dir={tmp}",
+        "--trainer.enable_progress_bar=false",
+        "--model.max_generator_steps=null",
+        "--trainer.max_epochs=100000",
+    ]
     if args.case == "toy":
         keys = ["val/modes_covered", "val/high_quality", "val/w1"]
         target = "25/25 modes and >= 90% high-quality samples"
@@ -94,6 +101,7 @@ def main() -> None:
 
         def reached(m):
             return m["val/fid"] <= 2 * reference and m["val/classes_covered"] >= 10
+
     clock = Clock(keys, reached, args.budget_min * 60)
     cli = build_cli(cli_args)
     cli.trainer.callbacks.append(clock)
@@ -119,15 +127,21 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(figure, dpi=100)
     if clock.hit:
-        result = (f"reached after **{clock.hit['seconds'] / 60:.1f} min** "
-                  f"({clock.hit['gen_steps']} generator steps)")
+        result = (
+            f"reached after **{clock.hit['seconds'] / 60:.1f} min** "
+            f"({clock.hit['gen_steps']} generator steps)"
+        )
     else:
         last = clock.points[-1] if clock.points else {}
-        result = (f"**not reached** within the {args.budget_min:.0f}-minute budget "
-                  f"(last: {json.dumps({k: round(v, 3) for k, v in last.items()})})")
-    body = (f"### Time to quality: {args.case}\n\nTarget: {target}; {result}. Curve: "
-            f"![{args.case}](bench/figures/{figure.name})\n\n"
-            f"Threads: {torch.get_num_threads()}. {stamp()}")
+        result = (
+            f"**not reached** within the {args.budget_min:.0f}-minute budget "
+            f"(last: {json.dumps({k: round(v, 3) for k, v in last.items()})})"
+        )
+    body = (
+        f"### Time to quality: {args.case}\n\nTarget: {target}; {result}. Curve: "
+        f"![{args.case}](bench/figures/{figure.name})\n\n"
+        f"Threads: {torch.get_num_threads()}. {stamp()}"
+    )
     print(body)
     write_section(f"ttq_{args.case}", body)
 

@@ -37,13 +37,13 @@ import lightning.pytorch as pl
 import torch
 
 from bench.common import stamp
-from src.callbacks import CriticRegularizer, GradientPenalty, OneSidedPenalty, WeightClipping
 from src.data import Toy2DDataModule
-from src.data.toy import sample_toy
-from src.metrics import exact_w1, mode_coverage, toy_mode_centers, toy_mode_std
-from src.models import WGANGP
+from src.data.toy import sample_toy, toy_mode_centers, toy_mode_std
+from src.metrics import exact_w1, mode_coverage
+from src.models import WGANGP, CompetitiveWGAN
 from src.nets import MLPCritic, MLPGenerator
 from src.optim import CGD, NormalizedSGD
+from src.regularizers import CriticRegularizer, GradientPenalty, OneSidedPenalty, WeightClipping
 from src.utils.divergence import TrainingDivergedError
 
 FIGURES = Path(__file__).resolve().parent / "figures"
@@ -94,16 +94,17 @@ def train(method: Method, seed: int, steps: int, hidden: int, batch_size: int) -
     A run that diverges stops with ``TrainingDivergedError`` (raised before the bad step is taken).
     """
     pl.seed_everything(seed, verbose=False)
-    simultaneous = method.competitive is not None
-    model = WGANGP(
-        MLPGenerator(latent_dim=2, hidden_dim=hidden),
-        MLPCritic(hidden_dim=hidden),
-        n_critic=1 if simultaneous else 5,
-        generator_optimizer=method.optimizer,
-        critic_optimizer=method.optimizer,
-        competitive_optimizer=method.competitive,
-        max_generator_steps=steps,
-    )
+    nets = MLPGenerator(latent_dim=2, hidden_dim=hidden), MLPCritic(hidden_dim=hidden)
+    if method.competitive is not None:  # both players, simultaneously
+        model = CompetitiveWGAN(*nets, competitive_optimizer=method.competitive, max_generator_steps=steps)
+    else:
+        model = WGANGP(
+            *nets,
+            n_critic=5,
+            generator_optimizer=method.optimizer,
+            critic_optimizer=method.optimizer,
+            max_generator_steps=steps,
+        )
     regularizer = method.regularizer()
     trainer = pl.Trainer(
         accelerator="cpu",

@@ -11,8 +11,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from src.callbacks import CriticRegularizer, PreemptionCheckpoint, SampleGrid
+from src.callbacks import PreemptionCheckpoint, SampleGrid
+from src.evaluation import ScheduledEvaluation
 from src.models import WGANGP
+from src.regularizers import CriticRegularizer
 from src.utils.atomic_io import AtomicCheckpointIO
 from src.utils.checkpoint import resolve_last_checkpoint
 
@@ -29,25 +31,24 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "max_epochs": 1000,
 }
 
-# The default run measures FID/IS/KID offline with the digits classifier and keeps the best-FID checkpoint.
-# The best-FID ModelCheckpoint is a second one: with a monitor, Lightning 2.6 writes last.ckpt only when a top-k
-# checkpoint is saved, so `--checkpoint` (no monitor) keeps last.ckpt current for resuming.
-DIGITS_QUALITY_CALLBACKS: list[dict[str, Any]] = [
-    {
-        "class_path": "src.callbacks.ImageQuality",
-        "init_args": {
-            "feature_extractor": "digits",
-            "num_samples": 2000,
-            "every_n_epochs": 10,
-            "kid_subsets": 50,
-            "kid_subset_size": 500,
-        },
+# The default run measures FID/IS/KID offline with the digits classifier (`--quality`) and keeps the best-FID
+# checkpoint (`--best`): 2000 samples against the 1455 training digits every 10 epochs, about 4% of the training
+# time on a CPU. `--best` is a second ModelCheckpoint: with a monitor, Lightning 2.6 writes last.ckpt only when a
+# top-k checkpoint is saved, so `--checkpoint` (no monitor) keeps last.ckpt current for resuming.
+DIGITS_QUALITY: dict[str, Any] = {
+    "class_path": "src.evaluation.ImageQuality",
+    "init_args": {
+        "feature_extractor": "digits",
+        "num_samples": 2000,
+        "every_n_epochs": 10,
+        "kid_subsets": 50,
+        "kid_subset_size": 500,
     },
-    {
-        "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-        "init_args": {"monitor": "val/fid", "mode": "min", "filename": "best-fid-{epoch}-{step}"},
-    },
-]
+}
+BEST_FID: dict[str, Any] = {
+    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+    "init_args": {"monitor": "val/fid", "mode": "min", "filename": "best-fid-{epoch}-{step}"},
+}
 
 
 def count_devices(devices: Any, accelerator: Any) -> int:
@@ -85,8 +86,12 @@ class WGANCLI(LightningCLI):
     """LightningCLI with the template's defaults and links.
 
     - ``data.data_shape`` is linked into the generator's and critic's ``data_shape``;
-    - ``--regularizer`` (default :class:`~src.callbacks.GradientPenalty`), ``--checkpoint`` and ``--samples``
+    - ``--regularizer`` (default :class:`~src.regularizers.GradientPenalty`), ``--checkpoint`` and ``--samples``
       are callbacks that are always present and configurable by flag;
+    - ``--quality`` (default: :class:`~src.evaluation.ImageQuality` on the digits classifier, any
+      :class:`~src.evaluation.ScheduledEvaluation` by ``class_path``) and ``--best`` (the best-FID
+      ``ModelCheckpoint``) are callbacks with their own keys too, so a config changes them key by key and
+      ``--quality=null`` / ``--best=null`` drops them; ``trainer.callbacks`` is left for extra callbacks;
     - with more than one device (or node) and ``--trainer.strategy=auto``, DDP with
       ``find_unused_parameters=True`` is chosen, because the generator's parameters take no part in critic
       steps (and vice versa);
@@ -100,6 +105,8 @@ class WGANCLI(LightningCLI):
         parser.add_lightning_class_args(CriticRegularizer, "regularizer", subclass_mode=True, required=False)
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(SampleGrid, "samples")
+        parser.add_lightning_class_args(ScheduledEvaluation, "quality", subclass_mode=True, required=False)
+        parser.add_lightning_class_args(ModelCheckpoint, "best", subclass_mode=True, required=False)
         parser.add_lightning_class_args(PreemptionCheckpoint, "preemption")
         parser.add_argument(
             "--ckpt_path",
@@ -110,19 +117,25 @@ class WGANCLI(LightningCLI):
         )
         for net in ("generator", "critic"):
             parser.link_arguments(
-                "data.data_shape", f"model.{net}.init_args.data_shape", apply_on="instantiate"
+                "data.data_shape", f"model.init_args.{net}.init_args.data_shape", apply_on="instantiate"
             )
         parser.set_defaults(
             {
-                "model.generator": {"class_path": "src.nets.DCGANGenerator", "init_args": {"dim": 32}},
-                "model.critic": {"class_path": "src.nets.DCGANCritic", "init_args": {"dim": 32}},
-                "model.generator_optimizer": PAPER_ADAM,
-                "model.critic_optimizer": PAPER_ADAM,
-                "model.max_generator_steps": 300,  # the default run finishes in minutes on a CPU
+                "model": {
+                    "class_path": "src.models.WGANGP",
+                    "init_args": {
+                        "generator": {"class_path": "src.nets.DCGANGenerator", "init_args": {"dim": 32}},
+                        "critic": {"class_path": "src.nets.DCGANCritic", "init_args": {"dim": 32}},
+                        "generator_optimizer": PAPER_ADAM,
+                        "critic_optimizer": PAPER_ADAM,
+                        "max_generator_steps": 300,  # the default run finishes in minutes on a CPU
+                    },
+                },
                 "data": {"class_path": "src.data.DigitsDataModule"},
-                "regularizer": {"class_path": "src.callbacks.GradientPenalty"},
+                "regularizer": {"class_path": "src.regularizers.GradientPenalty"},
                 "checkpoint.save_last": True,
-                "trainer.callbacks": DIGITS_QUALITY_CALLBACKS,
+                "quality": DIGITS_QUALITY,
+                "best": BEST_FID,
             }
         )
 
@@ -137,15 +150,16 @@ class WGANCLI(LightningCLI):
             trainer.strategy = DDP_STRATEGY
 
     def after_instantiate_classes(self) -> None:
-        """Drop ``--regularizer=null``; record the networks' configs in the model's hyperparameters; atomic saves.
+        """Drop null callbacks (``--regularizer``, ``--quality``, ``--best``); record the networks' configs in the model's hyperparameters; atomic saves.
 
         With the networks' ``class_path``/``init_args`` (linked ``data_shape`` included) in the checkpoint,
         ``WGANGP.load_from_checkpoint(path)`` rebuilds the whole model, as ``python -m src.generate`` does.
         """
         self.trainer.callbacks[:] = [cb for cb in self.trainer.callbacks if cb is not None]
-        if type(self.trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # a kill cannot truncate a checkpoint
+        # Atomic checkpoint writes: a kill cannot truncate a checkpoint.
+        if type(self.trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             self.trainer.strategy.checkpoint_io = AtomicCheckpointIO()
-        model_config = (getattr(self, "config_dump", None) or {}).get("model", {})
+        model_config = (getattr(self, "config_dump", None) or {}).get("model", {}).get("init_args", {})
         for net in ("generator", "critic"):
             if isinstance(model_config.get(net), dict) and "class_path" in model_config[net]:
                 self.model.hparams[net] = model_config[net]
@@ -156,6 +170,7 @@ def build_cli(args: list[str] | None = None, **kwargs: Any) -> WGANCLI:
     return WGANCLI(
         WGANGP,
         pl.LightningDataModule,
+        subclass_mode_model=True,  # e.g. model.class_path: src.models.CompetitiveWGAN
         subclass_mode_data=True,
         run=False,
         auto_configure_optimizers=False,

@@ -2,9 +2,9 @@
 
 Rebuilds the model, datamodule and metric callbacks from the run's ``config.yaml`` (or ``--config``), runs
 Lightning's test loop on the checkpoint, and prints and writes every ``test/...`` metric: FID, IS and KID
-(:class:`~src.callbacks.ImageQuality`), the toy metrics (:class:`~src.callbacks.ToyMetrics`) and the
+(:class:`~src.evaluation.ImageQuality`), the toy metrics (:class:`~src.evaluation.ToyMetrics`) and the
 critic's Wasserstein estimate on the test split. Any other argument is a CLI override applied after the config,
-e.g. ``--trainer.devices=1`` or ``--trainer.callbacks+=src.callbacks.ImageQuality``.
+e.g. ``--trainer.devices=1`` or ``--quality=src.evaluation.ImageQuality``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
-from src.callbacks import ImageQuality, ToyMetrics
+from src.evaluation import ImageQuality, ScheduledEvaluation, ToyMetrics
 from src.utils.run import load_run
 
 
@@ -75,29 +75,26 @@ def evaluate(
         ``{"metrics": {name: float}, "ckpt": ..., "config": ..., "generator_steps": ..., ...}``.
     """
     cli = load_run(ckpt, config, overrides, load_weights=False)
-    callbacks = [cb for cb in cli.trainer.callbacks if isinstance(cb, (ImageQuality, ToyMetrics))]
+    callbacks = [cb for cb in cli.trainer.callbacks if isinstance(cb, ScheduledEvaluation)]
     if not callbacks:
         rank_zero_warn(
-            "The run's config has no ImageQuality or ToyMetrics callback, so only test/wasserstein is measured; "
-            "add one with e.g. --trainer.callbacks+=src.callbacks.ImageQuality "
-            "--trainer.callbacks.feature_extractor=digits"
+            "The run's config has no evaluation callback (quality: null), so only test/wasserstein is measured; "
+            "add one with e.g. --quality=src.evaluation.ImageQuality --quality.init_args.feature_extractor=digits"
         )
     for callback in callbacks:
         if isinstance(callback, ImageQuality):
             callback.progress = True
-            if (
-                callback.cache_dir is None
-            ):  # the run's cache of real features, not one in the working directory
+            if callback.cache_dir is None:  # the run's cache of real features, not the working directory's
                 callback.cache_dir = str(feature_cache_dir(Path(cli.config_path)))
             if num_samples is not None:
                 callback.test_num_samples = num_samples
-        elif num_samples is not None:
+        elif isinstance(callback, ToyMetrics) and num_samples is not None:
             callback.num_points = num_samples
     (results,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, verbose=False)
     samples = {
         type(cb).__name__: (cb.test_num_samples or cb.num_samples)
         if isinstance(cb, ImageQuality)
-        else cb.num_points
+        else getattr(cb, "num_points", None)
         for cb in callbacks
     }
     return {

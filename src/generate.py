@@ -8,7 +8,9 @@
 - ``interpolation.png`` with ``--interpolate STEPS``: rows of ``STEPS`` images along spherical (slerp) paths
   between random latent points (slerp, because Gaussian latents lie near a sphere: a straight line cuts through
   its low-density inside; White 2016);
-- ``samples.npz`` or ``samples.pt`` with ``--save-raw``: the raw samples in [-1, 1] (and their labels).
+- ``samples.npz`` or ``samples.pt`` with ``--save-raw``: the raw samples in [-1, 1] (and their labels);
+- for a language model (a :class:`~src.data.TextDataModule` run), ``samples.txt`` and ``interpolation.txt``
+  instead: decoded lines (``src/generate_text.py``).
 
 The model is rebuilt by ``WGANGP.load_from_checkpoint``: checkpoints written by ``python -m src.train`` hold
 the networks' ``class_path``/``init_args`` in their hyperparameters (see ``WGANCLI.after_instantiate_classes``).
@@ -26,8 +28,9 @@ from torch import Tensor
 from torchvision.utils import make_grid, save_image
 from tqdm import tqdm
 
+from src.generate_text import checkpoint_vocabulary, write_text
 from src.models import WGANGP
-from src.models.conditional import class_rows, grid_row_length
+from src.nets.labels import class_rows, grid_row_length
 
 
 def load_model(ckpt: str | Path, device: str | torch.device = "cpu") -> WGANGP:
@@ -138,6 +141,12 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     which = "EMA generator" if model.generator_ema is not None else "generator"
     print(f"{args.ckpt}: generator step {model.generator_steps}, sampling from the {which}")
+    vocabulary = checkpoint_vocabulary(args.ckpt)
+    if vocabulary is not None:  # a language model: decoded lines, not images (src/generate_text.py)
+        written = write_text(model, vocabulary, out, args.n, args.batch_size, args.interpolate, args.rows, slerp)
+        for name, path in written.items():
+            print(f"wrote {name}: {path}")
+        return written
 
     labels = grid_labels(model, args.n, args.labels)
     samples = generate(model, args.n, labels, args.batch_size)

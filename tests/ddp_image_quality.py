@@ -17,8 +17,9 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from src.callbacks import ImageQuality  # noqa: E402
 from src.data import DigitsDataModule  # noqa: E402
+from src.data.transforms import to_signed_unit  # noqa: E402
+from src.evaluation import ImageQuality  # noqa: E402
 from src.models import WGANGP  # noqa: E402
 from src.nets import DCGANCritic  # noqa: E402
 
@@ -43,8 +44,7 @@ class DigitBank(nn.Module):
 def main(out: Path, devices: int) -> None:
     torch.manual_seed(0)
     data = DigitsDataModule()
-    data.setup()
-    bank = data.splits["val"][0]  # (N, 1, 32, 32): held-out digits, not the real reference images
+    bank = to_signed_unit(data.reference_images("val"))  # (N, 1, 32, 32): held-out digits, not the reference
     model = WGANGP(DigitBank(bank), DCGANCritic(data_shape=(1, 32, 32), dim=8))
     callback = ImageQuality(
         feature_extractor="digits",

@@ -18,9 +18,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from src.callbacks import GradientPenalty  # noqa: E402
 from src.models import WGANGP  # noqa: E402
 from src.nets import MLPCritic, MLPGenerator  # noqa: E402
+from src.regularizers import GradientPenalty  # noqa: E402
 
 HIDDEN, BATCH, POINTS, LAMBDA, FIRST_SEED = 16, 8, 64, 10.0, 1000
 

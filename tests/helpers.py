@@ -9,10 +9,10 @@ from typing import Any
 
 import lightning.pytorch as pl
 
-from src.callbacks import GradientPenalty
 from src.data import Toy2DDataModule
 from src.models import WGANGP
 from src.nets import MLPCritic, MLPGenerator
+from src.regularizers import GradientPenalty
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,7 +20,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def toy_model(n_critic: int = 5, hidden: int = 32, **kwargs: Any) -> WGANGP:
     """A small MLP WGAN for 2-D data."""
     return WGANGP(
-        MLPGenerator(latent_dim=2, hidden_dim=hidden), MLPCritic(hidden_dim=hidden), n_critic=n_critic, **kwargs
+        MLPGenerator(latent_dim=2, hidden_dim=hidden),
+        MLPCritic(hidden_dim=hidden),
+        n_critic=n_critic,
+        **kwargs,
     )
 
 

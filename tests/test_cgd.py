@@ -13,7 +13,7 @@ import torch
 
 from src.data.toy import sample_toy
 from src.metrics import exact_w1
-from src.models import WGANGP
+from src.models import CompetitiveWGAN
 from src.nets import MLPCritic, MLPGenerator
 from tests.helpers import toy_data, trainer
 
@@ -90,8 +90,8 @@ def test_cgd_state_dict_round_trip_and_scheduler() -> None:
 
 
 # ------------------------------------------------------------------------------------ CGD training mode
-def _cgd_model(steps: int, hidden: int = 32, **kwargs: object) -> WGANGP:
-    return WGANGP(
+def _cgd_model(steps: int, hidden: int = 32, **kwargs: object) -> CompetitiveWGAN:
+    return CompetitiveWGAN(
         MLPGenerator(latent_dim=2, hidden_dim=hidden),
         MLPCritic(hidden_dim=hidden),
         n_critic=1,
@@ -143,4 +143,6 @@ def test_cgd_mode_checkpoints_and_resumes(tmp_path: Path) -> None:
 
 def test_cgd_mode_rejects_alternating_options() -> None:
     with pytest.raises(ValueError, match="n_critic=1"):
-        WGANGP(MLPGenerator(), MLPCritic(), n_critic=5, competitive_optimizer=partial(CGD, lr_min=0.1))
+        CompetitiveWGAN(
+            MLPGenerator(), MLPCritic(), n_critic=5, competitive_optimizer=partial(CGD, lr_min=0.1)
+        )

@@ -8,10 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from src.callbacks import GradientPenalty, SampleGrid
+from src.callbacks import SampleGrid
 from src.data import DigitsDataModule
 from src.models import WGANGP
-from src.models.conditional import class_rows, grid_row_length
 from src.nets import (
     ConditionalDCGANGenerator,
     ConditionalResNetGenerator,
@@ -19,6 +18,8 @@ from src.nets import (
     ProjectionDCGANCritic,
     ProjectionResNetCritic,
 )
+from src.nets.labels import class_rows, grid_row_length
+from src.regularizers import GradientPenalty
 from tests.helpers import toy_data, trainer
 
 

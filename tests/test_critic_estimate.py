@@ -15,9 +15,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from src.callbacks import GradientPenalty
 from src.models import WGANGP
 from src.nets import MLPCritic
+from src.regularizers import GradientPenalty
 
 V = torch.tensor([0.6, 0.8])  # ||v|| = 1
 LAMBDA = 10.0

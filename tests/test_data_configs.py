@@ -3,7 +3,7 @@
 The MNIST run goes through a subprocess, as a user types it. CIFAR-10 and CelebA run in-process through
 ``src.train.main`` because the test must patch torchvision's md5 check of the fake files. The configs'
 image-quality callbacks (FID on Inception-v3, whose weights cannot be downloaded here) are switched off with
-``--trainer.callbacks=[]``; tests/test_image_quality.py covers them.
+``--quality=null --best=null``; tests/test_image_quality.py covers them.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def _args(config: str, data_dir: Path, tmp_path: Path, *extra: str) -> list[str]
         "--trainer.enable_model_summary=false",
         f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
         f"--checkpoint.dirpath={tmp_path / 'ckpt'}",
-        "--trainer.callbacks=[]",
+        "--quality=null",
+        "--best=null",
         *extra,
     ]
 

@@ -1,4 +1,5 @@
-"""Shared image-datamodule logic: in-memory batches, per-batch transforms, seeded splits, loader options."""
+"""Shared image-datamodule logic: in-memory batches, per-batch transforms, seeded splits, loader options,
+reference images."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-import src.data.image_base as image_base
-from src.data import DigitsDataModule, MNISTDataModule
-from src.data.image_base import BatchTransform, seeded_split, to_signed_unit
+import src.data.base as data_base
+from src.data import CIFAR10DataModule, DigitsDataModule, MNISTDataModule
 from src.data.memory import TensorBatches
-from tests.fakedata import write_mnist
+from src.data.splits import seeded_split
+from src.data.transforms import BatchTransform, to_signed_unit
+from tests.fakedata import skip_md5, write_cifar10, write_mnist
 
 
 def test_to_signed_unit_maps_0_255_to_minus_one_one():
@@ -68,7 +70,7 @@ def test_loader_defaults_for_cpu_and_gpu(tmp_path, monkeypatch):
     loader = cpu.train_dataloader()
     assert (loader.num_workers, loader.pin_memory, loader.persistent_workers) == (0, False, False)
 
-    monkeypatch.setattr(image_base, "available_cpus", lambda: 16)
+    monkeypatch.setattr(data_base, "available_cpus", lambda: 16)
     gpu = _with_trainer(
         MNISTDataModule(data_dir=str(tmp_path), batch_size=4, in_memory=False), "cuda", devices=2
     )
@@ -105,6 +107,36 @@ def test_digits_still_work(in_memory):
     assert x.shape == (16, 1, 32, 32) and -1 <= x.min() and x.max() <= 1 and y.dtype == torch.long
     if not in_memory:
         assert dm.train_dataloader().num_workers == 0
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_reference_images_are_the_same_unflipped_images_in_both_loading_modes(tmp_path, monkeypatch, split):
+    skip_md5(monkeypatch)
+    arrays = write_cifar10(tmp_path, n_per_batch=10, n_test=20)
+    modes = {}
+    for in_memory in (True, False):
+        dm = CIFAR10DataModule(
+            data_dir=str(tmp_path), batch_size=4, flip=True, in_memory=in_memory, download=False
+        )
+        modes[in_memory] = dm.reference_images(split, n=7, seed=3)
+        assert torch.equal(dm.reference_images(split, n=7, seed=3), modes[in_memory])  # no random flips
+        assert not torch.equal(dm.reference_images(split, n=7, seed=4), modes[in_memory])
+        whole = dm.reference_images(split)  # the whole split, in its order
+        assert len(whole) == {"train": 45, "val": 5, "test": 20}[split]
+        assert len(dm.reference_images(split, n=1000, seed=3)) == len(whole)  # at most the whole split
+    assert modes[True].dtype == torch.uint8 and modes[True].shape == (min(7, len(whole)), 3, 32, 32)
+    assert torch.equal(modes[True], modes[False])
+    if split == "test":  # the stored pixels, not flipped ones
+        order = torch.randperm(20, generator=torch.Generator().manual_seed(3))[:7]
+        expected = torch.from_numpy(arrays["test_images"]).permute(0, 3, 1, 2)[order]  # (7, 3, 32, 32)
+        assert torch.equal(modes[True], expected)
+
+
+def test_reference_images_of_an_empty_split_fall_back_as_its_loader_does():
+    dm = DigitsDataModule(val_fraction=0.0)
+    assert torch.equal(dm.reference_images("val"), dm.reference_images("test"))
+    with pytest.raises(ValueError, match="split must be one of"):
+        dm.reference_images("validation")
 
 
 def test_tensor_batches_give_every_rank_the_same_number_of_training_steps():

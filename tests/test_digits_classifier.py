@@ -5,19 +5,23 @@ import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 
-from src.metrics import (
-    DigitsFeatureExtractor,
-    class_coverage,
-    digits_split,
-    digits_to_tensor,
-    load_digits_classifier,
-)
+from src.data import DigitsDataModule
+from src.data.digits import load_digits_tensors, split_indices
+from src.metrics import DigitsFeatureExtractor, class_coverage, load_digits_classifier
+from src.metrics.image_features import to_uint8
+from src.tools.train_digits_classifier import main
+
+
+def held_out_split(size: int = 32) -> tuple[torch.Tensor, ...]:
+    """The classifier's split of the digits, at ``size`` px: ``(x_train, x_test, y_train, y_test)``."""
+    images, labels = load_digits_tensors(size)  # (1797, 1, S, S) in [-1, 1]
+    train, _, test = split_indices(labels, val_fraction=0.0, seed=0)
+    return images[train], images[test], labels[train], labels[test]
 
 
 @pytest.fixture(scope="module")
 def split():
-    x_tr, x_te, y_tr, y_te = digits_split()
-    return digits_to_tensor(x_tr), digits_to_tensor(x_te), torch.as_tensor(y_tr), torch.as_tensor(y_te)
+    return held_out_split()
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +51,8 @@ def test_shapes_any_size(model, size):
 
 
 def test_native_8x8_input_classifies(split, model):
-    x_tr, x_te, y_tr, y_te = digits_split()
-    acc = (model(digits_to_tensor(x_te, size=8)).argmax(1) == torch.as_tensor(y_te)).float().mean().item()
+    _, x_te, _, y_te = held_out_split(size=8)
+    acc = (model(x_te).argmax(1) == y_te).float().mean().item()
     assert acc >= 0.97
 
 
@@ -114,3 +118,20 @@ def test_class_coverage():
     assert uniform["kl_from_uniform"] == pytest.approx(0.0, abs=1e-12)
     two = class_coverage(torch.tensor([0] * 99 + [1] * 1 + [2] * 0), min_fraction=0.02)
     assert two["classes_covered"] == 1 and sum(two["histogram"]) == pytest.approx(1.0)
+
+
+def test_the_datamodule_test_split_is_the_classifier_held_out_split(split):
+    _, x_te, _, y_te = split
+    dm = DigitsDataModule()
+    images, labels = dm.reference_images("test"), dm.tensors["test"][1]
+    assert torch.equal(labels, y_te)
+    assert torch.equal(images, to_uint8(x_te))  # the same digits, stored as uint8
+
+
+@pytest.mark.slow
+def test_the_training_entry_point_writes_loadable_weights(tmp_path, capsys):
+    out = tmp_path / "digits_cnn.pt"
+    main(["--epochs", "1", "--out", str(out)])
+    assert "held-out accuracy" in capsys.readouterr().out
+    model = load_digits_classifier(out)
+    assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 10)

@@ -54,10 +54,16 @@ def _model(max_generator_steps: int, decay: float = 0.8) -> WGANGP:
     )
 
 
-def _average(states: list[dict[str, torch.Tensor]], decay: float, start: dict | None = None) -> dict:
+def _average(
+    states: list[dict[str, torch.Tensor]], decay: float, start: dict | None = None, averaged: int = 0
+) -> dict:
+    """W_1, then W <- d W + (1 - d) W_k with the warmed-up d = min(decay, (1 + n) / (10 + n))."""
     ema = dict(states[0]) if start is None else dict(start)
+    n = 1 if start is None else averaged
     for state in states if start is not None else states[1:]:
-        ema = {k: decay * ema[k] + (1 - decay) * state[k] for k in ema}
+        d = min(decay, (1 + n) / (10 + n))
+        ema = {k: d * ema[k] + (1 - d) * state[k] for k in ema}
+        n += 1
     return ema
 
 
@@ -65,7 +71,7 @@ def test_ema_is_the_hand_computed_average_of_weights_and_buffers(tmp_path: Path)
     model, snaps = _model(5), Snapshots()
     trainer(tmp_path, callbacks=[snaps], max_epochs=10).fit(model, toy_data(3))
     assert len(snaps.states) == 5 and int(model.generator_ema.n_averaged) == 5
-    expected = _average(snaps.states, 0.8)  # W_1, then W ← 0.8 W + 0.2 W_k
+    expected = _average(snaps.states, 0.8)
     actual = _float_state(model.generator_ema.module)
     assert expected.keys() == actual.keys() and any("running_mean" in k for k in actual)
     for key in expected:
@@ -78,9 +84,13 @@ def test_sample_uses_the_ema_generator() -> None:
     with torch.no_grad():
         for p in model.generator_ema.module.parameters():
             p.zero_()  # the EMA generator now maps everything to 0
-    assert torch.equal(model.sample(4), torch.zeros(4, 2))
+    noise = torch.randn(4, 2)
+    model.generator.eval()
+    assert not torch.equal(model.generate(noise), torch.zeros(4, 2))  # the training generator does not
+    assert torch.equal(model.sample(noise=noise), torch.zeros(4, 2))
     assert model.sampling_generator is model.generator_ema.module
-    assert WGANGP(BNGenerator(), MLPCritic(hidden_dim=8)).sampling_generator is not None
+    plain = WGANGP(BNGenerator(), MLPCritic(hidden_dim=8))  # no ema_decay: samples come from the generator
+    assert plain.generator_ema is None and plain.sampling_generator is plain.generator
 
 
 def test_ema_survives_resume_and_keeps_averaging(tmp_path: Path) -> None:
@@ -98,9 +108,19 @@ def test_ema_survives_resume_and_keeps_averaging(tmp_path: Path) -> None:
     for key, value in _float_state(first.generator_ema.module).items():
         torch.testing.assert_close(snaps.ema_at_start[key], value, msg=key)  # restored exactly
     assert len(snaps.states) == 3 and int(resumed.generator_ema.n_averaged) == 6
-    expected = _average(snaps.states, 0.8, start=snaps.ema_at_start)
+    expected = _average(snaps.states, 0.8, start=snaps.ema_at_start, averaged=3)
     for key, value in _float_state(resumed.generator_ema.module).items():
         torch.testing.assert_close(value, expected[key], msg=key)
+
+
+def test_a_short_run_averages_the_trained_generator_not_the_initial_one(tmp_path: Path) -> None:
+    # A fixed decay of 0.999 would still hold 0.999^40 = 96% of the initial weights after 40 steps.
+    model = _model(40, decay=0.999)
+    initial = _float_state(model.generator)
+    trainer(tmp_path, max_epochs=100).fit(model, toy_data(4))
+    final, ema = _float_state(model.generator), _float_state(model.generator_ema.module)
+    key = "net.0.weight"
+    assert (ema[key] - final[key]).norm() < 0.5 * (ema[key] - initial[key]).norm()
 
 
 @pytest.mark.parametrize("decay", [0.0, 1.0, -0.5])

@@ -8,11 +8,13 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from src.cli import build_cli
 from src.utils.atomic_io import AtomicCheckpointIO
@@ -33,7 +35,8 @@ TOY = [
     "--model.n_critic=2",
     "--trainer.limit_val_batches=1",
     "--trainer.enable_progress_bar=false",
-    "--trainer.callbacks=[]",
+    "--quality=null",
+    "--best=null",
     "--samples.every_n_epochs=1000",
 ]
 
@@ -289,6 +292,23 @@ def test_atomic_checkpoint_io_never_leaves_a_partial_file(tmp_path: Path) -> Non
         io.save_checkpoint({"w": torch.full((3,), 7.0), "x": _Unpicklable()}, target)
     assert torch.equal(_load(target)["w"], torch.zeros(3))  # the previous checkpoint is intact
     assert [p.name for p in target.parent.iterdir()] == ["last.ckpt"]  # and no temporary file is left
+
+
+def test_atomic_checkpoint_io_writes_beside_the_target_not_in_the_system_temp_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Lightning's stock writer stages the file in the system temp dir and moves it: across filesystems (a
+    # node-local /tmp, a shared run dir) that move is a copy a kill can cut short. Ours never leaves the folder.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "elsewhere"))  # a temp dir the writer cannot use
+    target = tmp_path / "run" / "last.ckpt"
+    with pytest.raises(FileNotFoundError, match="elsewhere"):
+        TorchCheckpointIO().save_checkpoint({"w": torch.ones(3)}, target)
+    renames: list[tuple[Path, Path]] = []
+    replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (renames.append((Path(a), Path(b))), replace(a, b))[1])
+    AtomicCheckpointIO().save_checkpoint({"w": torch.ones(3)}, target)
+    assert torch.equal(_load(target)["w"], torch.ones(3))
+    assert [(a.parent, b) for a, b in renames] == [(target.parent, target)]
 
 
 def test_the_cli_saves_checkpoints_atomically(tmp_path: Path) -> None:

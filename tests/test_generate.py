@@ -16,7 +16,7 @@ from src.train import main as train_main
 TINY_COND = [
     "--config", "configs/digits_cond.yaml", "--config", "configs/ema.yaml",
     "--model.max_generator_steps=2", "--model.n_critic=1", "--trainer.limit_val_batches=1",
-    "--trainer.enable_progress_bar=false", "--trainer.callbacks=[]", "--data.image_size=16",
+    "--trainer.enable_progress_bar=false", "--quality=null", "--best=null", "--data.image_size=16",
     "--model.generator.init_args.dim=8", "--model.critic.init_args.dim=8",
 ]  # fmt: skip
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from src.callbacks import GradientPenalty
-from src.callbacks.regularizer import gradient_norm
+from src.regularizers import GradientPenalty, gradient_norm
 
 
 @pytest.mark.parametrize("shape", [(16, 2), (8, 1, 5, 5), (8, 3, 4, 4)])

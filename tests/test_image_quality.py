@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import urllib.error
 from pathlib import Path
 from unittest import mock
@@ -10,15 +11,17 @@ import lightning.pytorch as pl
 import pytest
 import torch
 import yaml
+from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
 from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
-import src.callbacks.image_quality as image_quality
-from src.callbacks import ImageQuality
+import src.evaluation.real_images as real_images
 from src.data import DigitsDataModule, Toy2DDataModule
+from src.data.transforms import to_signed_unit
+from src.evaluation import ImageQuality
 from src.metrics import DigitsFeatureExtractor, class_coverage, load_digits_classifier
 from src.metrics.image_features import InceptionFeatures, build_feature_net, to_uint8
 from src.models import WGANGP
@@ -102,9 +105,7 @@ class FixedImages(pl.LightningDataModule):
 
 def digits(n: int) -> torch.Tensor:
     """The first ``n`` training digits (n, 1, 32, 32) in [-1, 1]."""
-    dm = DigitsDataModule()
-    dm.setup()
-    return dm.splits["train"][0][:n]
+    return to_signed_unit(DigitsDataModule().reference_images("train")[:n])
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +222,7 @@ def test_real_features_are_cached_and_reused(tmp_path: Path, monkeypatch: pytest
     def no_real_images(*args, **kwargs):
         raise AssertionError("real features were recomputed instead of read from the cache")
 
-    monkeypatch.setattr(image_quality, "_real_batches", no_real_images)
+    monkeypatch.setattr(real_images, "real_batches", no_real_images)
     second = make()
     trainer2 = quiet_trainer(tmp_path, [second])
     trainer2.validate(model, datamodule=DigitsDataModule(), verbose=False)
@@ -235,18 +236,17 @@ def test_real_features_are_cached_and_reused(tmp_path: Path, monkeypatch: pytest
 
 
 def test_schedule_in_fit_first_every_n_and_last(tmp_path: Path) -> None:
-    callback = ImageQuality(feature_extractor="digits", num_samples=64, kid=False, cache_dir=str(tmp_path))
-    callback.every_n_epochs = 2
-    epochs: list[int] = []
-
-    class Record(pl.Callback):
-        def on_validation_epoch_end(self, trainer, pl_module) -> None:
-            if callback._last_eval_step == trainer.global_step and not trainer.sanity_checking:
-                epochs.append(trainer.current_epoch)
-
-    trainer = quiet_trainer(tmp_path, [callback, Record()], max_epochs=5, limit_train_batches=1)
+    callback = ImageQuality(
+        feature_extractor="digits", num_samples=64, kid=False, every_n_epochs=2, cache_dir=str(tmp_path)
+    )
+    logger = CSVLogger(tmp_path, name="schedule")
+    trainer = quiet_trainer(tmp_path, [callback], max_epochs=5, limit_train_batches=1, logger=logger)
     trainer.fit(small_wgan((1, 32, 32)), datamodule=DigitsDataModule())
-    assert epochs == [0, 1, 3, 4]  # the first validation, every 2nd epoch, the last epoch
+    rows = list(csv.DictReader(open(Path(logger.log_dir) / "metrics.csv")))
+    measured = [int(row["epoch"]) for row in rows if row.get("val/fid")]
+    validated = [int(row["epoch"]) for row in rows if row.get("val/wasserstein")]
+    assert validated == [0, 1, 2, 3, 4]  # every epoch validates ...
+    assert measured == [0, 1, 3, 4]  # ... and measures on the first validation, every 2nd epoch and the last
 
 
 def test_validate_fit_and_test_share_one_callback(tmp_path: Path) -> None:
@@ -342,12 +342,13 @@ def test_inception_fid_is_kid_equal_torchmetrics(tmp_path: Path, inception_weigh
     assert "val/classes_covered" not in got  # ImageNet classes say nothing about coverage
 
 
-def printed_callbacks(args: list[str], capsys: pytest.CaptureFixture) -> list[dict]:
+def printed_callbacks(args: list[str], capsys: pytest.CaptureFixture) -> tuple[dict, dict]:
     from src.cli import build_cli
 
     with pytest.raises(SystemExit):
         build_cli([*args, "--print_config"])
-    return yaml.safe_load(capsys.readouterr().out)["trainer"]["callbacks"]
+    config = yaml.safe_load(capsys.readouterr().out)
+    return config["quality"], config["best"]
 
 
 @pytest.mark.parametrize(
@@ -382,8 +383,8 @@ def test_configs_measure_quality_and_keep_the_best_checkpoint(
     repo_root: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A config's callback list replaces the default one position by position and keeps the init_args it does
-    # not state from the default (jsonargparse): the configs must not inherit the digits settings by accident.
+    # --quality and --best merge key by key with the defaults (src/cli.py), and a class_path switch keeps the
+    # init_args the classes share (jsonargparse): the configs must not inherit the digits settings by accident.
     monkeypatch.chdir(repo_root)
     metrics, best = printed_callbacks(["--config", config] if config else [], capsys)
     assert metrics["class_path"].split(".")[-1] == (

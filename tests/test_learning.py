@@ -9,11 +9,11 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from src.callbacks import GradientPenalty
-from src.data.toy import sample_toy
-from src.metrics.toy import mode_coverage, toy_mode_centers, toy_mode_std
+from src.data.toy import sample_toy, toy_mode_centers, toy_mode_std
+from src.metrics.toy import mode_coverage
 from src.models import WGANGP
 from src.nets import MLPCritic, MLPGenerator
+from src.regularizers import GradientPenalty
 from tests.helpers import toy_data, trainer
 
 
@@ -38,8 +38,11 @@ def test_wgan_gp_covers_the_25_gaussians(tmp_path: Path) -> None:
     pl.seed_everything(0)
     adam = partial(torch.optim.Adam, lr=1e-3, betas=(0.5, 0.9))
     model = WGANGP(
-        MLPGenerator(latent_dim=2, hidden_dim=128), MLPCritic(hidden_dim=128),
-        generator_optimizer=adam, critic_optimizer=adam, max_generator_steps=3000,
+        MLPGenerator(latent_dim=2, hidden_dim=128),
+        MLPCritic(hidden_dim=128),
+        generator_optimizer=adam,
+        critic_optimizer=adam,
+        max_generator_steps=3000,
     )
     probe = WassersteinProbe()
     trainer(tmp_path, callbacks=[GradientPenalty(0.1), probe], max_epochs=1000).fit(model, toy_data(500, 256))

@@ -4,7 +4,8 @@ import pytest
 import scipy.stats
 import torch
 
-from src.metrics import exact_w1, mode_coverage, sliced_wasserstein, toy_mode_centers, toy_mode_std
+from src.data.toy import toy_mode_centers, toy_mode_std
+from src.metrics import exact_w1, mode_coverage, sliced_wasserstein
 
 
 def sample_25gaussians(n_per_mode: int, generator: torch.Generator, modes=None) -> torch.Tensor:

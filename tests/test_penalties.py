@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from src.callbacks import (
+from src.regularizers import (
     DRAGANPenalty,
     DriftPenalty,
     GradientPenalty,

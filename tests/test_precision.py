@@ -12,8 +12,8 @@ import pytest
 import torch
 from lightning.pytorch.plugins.precision import MixedPrecision
 
-from src.callbacks import GradientPenalty
 from src.nets import MLPCritic
+from src.regularizers import GradientPenalty
 from tests.helpers import run_cli, toy_data, toy_model, trainer
 
 
@@ -90,7 +90,8 @@ def test_bf16_mixed_trains_from_the_cli(tmp_path: Path) -> None:
             "--trainer.limit_val_batches=1",
             "--trainer.log_every_n_steps=1",
             "--trainer.enable_progress_bar=false",
-            "--trainer.callbacks=[]",
+            "--quality=null",
+            "--best=null",
             f"--trainer.logger.init_args.save_dir={tmp_path}",
         ]
     )

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.callbacks import (
+from src.cli import build_cli
+from src.nets import ConditionalResNetGenerator, ProjectionResNetCritic
+from src.regularizers import (
     DRAGANPenalty,
     DriftPenalty,
     GradientPenalty,
@@ -17,8 +19,6 @@ from src.callbacks import (
     R2Penalty,
     WeightClipping,
 )
-from src.cli import build_cli
-from src.nets import ConditionalResNetGenerator, ProjectionResNetCritic
 from tests.helpers import run_cli
 
 TOY = ["--config", "configs/toy.yaml"]
@@ -32,7 +32,7 @@ TOY_TINY = ["--data.batches_per_epoch=4", "--model.generator.init_args.hidden_di
 
 
 def _regularizers(cli: object) -> list[object]:
-    from src.callbacks import CriticRegularizer
+    from src.regularizers import CriticRegularizer
 
     return [cb for cb in cli.trainer.callbacks if isinstance(cb, CriticRegularizer)]
 

@@ -9,11 +9,11 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-import src.callbacks.toy_metrics as toy_metrics
-from src.callbacks import ToyMetrics
+import src.evaluation.toy_metrics as toy_metrics
 from src.data import Toy2DDataModule
-from src.data.toy import sample_toy
-from src.metrics import exact_w1, sliced_wasserstein, toy_mode_centers, toy_mode_std
+from src.data.toy import sample_toy, toy_mode_centers, toy_mode_std
+from src.evaluation import ToyMetrics
+from src.metrics import exact_w1, sliced_wasserstein
 from src.train import main
 
 

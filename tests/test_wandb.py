@@ -15,19 +15,17 @@ from tests.helpers import REPO_ROOT
 
 SECRET = "wandbsecret" + "0123456789abcdef" * 2  # 43 characters, the shape of an API key
 
-QUALITY = [
-    {
-        "class_path": "src.callbacks.ImageQuality",
-        "init_args": {
-            "feature_extractor": "digits",
-            "num_samples": 64,
-            "num_real": 64,
-            "batch_size": 64,
-            "kid_subsets": 5,
-            "kid_subset_size": 32,
-        },
-    }
-]
+QUALITY = {
+    "class_path": "src.evaluation.ImageQuality",
+    "init_args": {
+        "feature_extractor": "digits",
+        "num_samples": 64,
+        "num_real": 64,
+        "batch_size": 64,
+        "kid_subsets": 5,
+        "kid_subset_size": 32,
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +54,7 @@ def offline_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "--trainer.limit_val_batches=1",
         "--trainer.log_every_n_steps=1",
         "--trainer.enable_progress_bar=false",
-        f"--trainer.callbacks={json.dumps(QUALITY)}",
+        f"--quality={json.dumps(QUALITY)}",
         "--trainer.logger.init_args.log_model=true",
     ]
     proc = subprocess.run(  # stdin closed: a login prompt would fail the run instead of waiting

@@ -9,9 +9,9 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from src.callbacks import GradientPenalty
 from src.models import WGANGP
 from src.nets import DCGANCritic, DCGANGenerator
+from src.regularizers import GradientPenalty
 from tests.helpers import toy_data, toy_model, trainer
 
 
@@ -63,7 +63,9 @@ def test_resume_matches_a_straight_run(tmp_path: Path) -> None:
     def fit(max_gen: int, ckpt: str | None = None) -> tuple[WGANGP, pl.Trainer]:
         pl.seed_everything(0)
         model = toy_model(n_critic=2, max_generator_steps=max_gen)
-        t = trainer(tmp_path, max_epochs=100, enable_checkpointing=True, default_root_dir=tmp_path / str(max_gen))
+        t = trainer(
+            tmp_path, max_epochs=100, enable_checkpointing=True, default_root_dir=tmp_path / str(max_gen)
+        )
         t.fit(model, toy_data(4, seed=1), ckpt_path=ckpt)
         return model, t
 
@@ -72,7 +74,10 @@ def test_resume_matches_a_straight_run(tmp_path: Path) -> None:
     ckpt = t.checkpoint_callback.best_model_path
     assert ckpt and torch.load(ckpt, weights_only=True)["wgan_gp"]["generator_steps"] == 2
     resumed, _ = fit(4, ckpt)
-    assert (resumed.generator_steps, resumed.critic_steps) == (straight.generator_steps, straight.critic_steps)
+    assert (resumed.generator_steps, resumed.critic_steps) == (
+        straight.generator_steps,
+        straight.critic_steps,
+    )
     torch.testing.assert_close(resumed.fixed_noise, straight.fixed_noise)
     torch.testing.assert_close(resumed.fixed_noise, first.fixed_noise)
     for a, b in zip(_optimizer_states(resumed), _optimizer_states(straight)):
@@ -91,15 +96,25 @@ def test_sample_is_in_data_space_without_grad_and_keeps_train_mode() -> None:
     assert x.shape == (5, 3, 32, 32) and not x.requires_grad
     assert x.min() >= -1 and x.max() <= 1 and x.device == model.device
     assert model.generator.training
-    torch.testing.assert_close(model.sample(noise=model.fixed_noise[:3]), model.sample(noise=model.fixed_noise[:3]))
+    torch.testing.assert_close(
+        model.sample(noise=model.fixed_noise[:3]), model.sample(noise=model.fixed_noise[:3])
+    )
 
 
 def test_wasserstein_estimate_is_logged(tmp_path: Path) -> None:
     model = toy_model(n_critic=1)
     t = trainer(tmp_path, max_epochs=1, log_every_n_steps=1)
     t.fit(model, toy_data(3))
-    for key in ("train/critic_loss", "train/gen_loss", "train/wasserstein", "train/gp", "train/gp_grad_norm",
-                "train/critic_grad_norm", "train/gen_grad_norm", "train/lr_generator"):
+    for key in (
+        "train/critic_loss",
+        "train/gen_loss",
+        "train/wasserstein",
+        "train/gp",
+        "train/gp_grad_norm",
+        "train/critic_grad_norm",
+        "train/gen_grad_norm",
+        "train/lr_generator",
+    ):
         assert key in t.logged_metrics, key
     logged = t.logged_metrics
     torch.testing.assert_close(logged["train/critic_loss"], -logged["train/wasserstein"] + logged["train/gp"])
@@ -109,7 +124,8 @@ def test_schedulers_step_once_per_generator_step(tmp_path: Path) -> None:
     from functools import partial
 
     model = toy_model(
-        n_critic=2, max_generator_steps=3,
+        n_critic=2,
+        max_generator_steps=3,
         generator_scheduler=partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5),
         critic_scheduler=partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5),
     )

@@ -19,7 +19,9 @@ class PreemptionCheckpoint(Callback):
     Lightning turns SIGTERM into a ``SIGTERMException`` at the end of the current batch (under DDP rank 0's flag
     is broadcast, so every rank stops at the same batch); this callback saves the checkpoint in
     ``on_exception``, on every rank as ``Trainer.save_checkpoint`` requires, before the process exits.
-    A diverged run (any other exception) writes nothing.
+    A diverged run (any other exception) writes nothing. This is why Lightning's
+    ``ModelCheckpoint(save_on_exception=True)`` is not used: it saves on every exception, so a NaN stop would
+    replace the last good ``last.ckpt`` with the state that diverges at once when resumed.
 
     SIGUSR1 is what SLURM sends ahead of a time limit (``#SBATCH --signal=SIGUSR1@90``). Under SLURM with
     auto-requeue Lightning handles it itself (an ``hpc_ckpt_*.ckpt`` and ``scontrol requeue``); elsewhere, when

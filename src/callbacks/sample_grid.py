@@ -13,7 +13,7 @@ from torch import Tensor
 from torchvision.utils import make_grid, save_image
 from typing_extensions import override
 
-from src.models.conditional import grid_row_length
+from src.nets.labels import grid_row_length
 
 
 class SampleGrid(Callback):

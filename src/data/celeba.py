@@ -11,8 +11,9 @@ from torch.utils.data import Dataset
 from torchvision.datasets import CelebA
 from torchvision.transforms import v2
 
+from src.data.base import ImageDataModule
+from src.data.errors import DatasetNotFoundError, require_download
 from src.data.folder import ImageFiles, drop_unreadable, list_images
-from src.data.image_base import DatasetNotFoundError, ImageDataModule, require_download
 
 CELEBA_TEXT_FILES = (
     "list_eval_partition.txt",
@@ -59,53 +60,32 @@ class CelebADataModule(ImageDataModule):
     often fails on its quota), and the error says which files to place where.
 
     Args:
-        data_dir: Folder that holds (or receives) ``celeba/``.
         image_size: Side of the square output images.
         crop_size: Side of the center crop taken from the 178x218 aligned image before resizing.
         image_dir: A plain folder of aligned CelebA JPEGs to use instead of torchvision's layout.
         attribute: Use one of the 40 attributes (e.g. ``Male``) as a binary label (needs
             ``list_attr_celeba.txt``); ``None``: labels are 0.
-        batch_size: Images per batch, per device (the global batch is ``batch_size * devices``).
-        val_fraction: Validation share of a plain folder (the official partition is used otherwise).
         test_fraction: Test share of a plain folder.
-        seed: Seed of the plain-folder splits.
-        flip: Random horizontal flips of training images.
-        num_workers: DataLoader workers; ``None``: 0 on the CPU, else ``min(8, cores per device - 1)``.
-        pin_memory: Pinned host memory; ``None``: on when training on a CUDA device.
-        persistent_workers: Keep workers between epochs; ``None``: on when there are workers.
         download: Try torchvision's download when the data is missing.
+        **kwargs: The options of :class:`~src.data.base.ImageDataModule`: ``data_dir`` (the folder that holds
+            or receives ``celeba/``), ``batch_size``, ``val_fraction`` (the validation share of a plain folder;
+            the official partition is used otherwise), ``seed`` (of the plain-folder splits), ``flip``, ...
+            The images are always decoded on the fly (no ``in_memory``).
     """
 
     dataset_name = "CelebA"
 
     def __init__(
         self,
-        data_dir: str = "data/",
         image_size: int = 64,
         crop_size: int = 108,
         image_dir: str | None = None,
         attribute: str | None = None,
-        batch_size: int = 64,
-        val_fraction: float = 0.1,
         test_fraction: float = 0.1,
-        seed: int = 0,
-        flip: bool = False,
-        num_workers: int | None = None,
-        pin_memory: bool | None = None,
-        persistent_workers: bool | None = None,
         download: bool = True,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            data_dir=data_dir,
-            batch_size=batch_size,
-            val_fraction=val_fraction,
-            seed=seed,
-            flip=flip,
-            in_memory=False,  # large or unknown size: decode on the fly
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            persistent_workers=persistent_workers,
-        )
+        super().__init__(in_memory=False, **kwargs)  # large or unknown size: decode on the fly
         if image_size < 1:
             raise ValueError(f"data.image_size must be >= 1, got image_size={image_size}")
         if not 1 <= crop_size <= min(ALIGNED_SIZE):
@@ -113,15 +93,14 @@ class CelebADataModule(ImageDataModule):
                 f"data.crop_size must be in [1, {min(ALIGNED_SIZE)}] (the aligned images are 178x218), "
                 f"got crop_size={crop_size}; 108 (default) or 140 are usual"
             )
-        if not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        if not 0 <= test_fraction < 1 or self.val_fraction + test_fraction >= 1:
             raise ValueError(
                 f"data.test_fraction must be in [0, 1) with val_fraction + test_fraction < 1, got "
-                f"test_fraction={test_fraction}, val_fraction={val_fraction}"
+                f"test_fraction={test_fraction}, val_fraction={self.val_fraction}"
             )
         self.image_size, self.crop_size, self.attribute = image_size, crop_size, attribute
         self.image_dir = Path(image_dir).expanduser() if image_dir is not None else None
         self.test_fraction, self.download = test_fraction, download
-        self.save_hyperparameters()
 
     @property
     def data_shape(self) -> tuple[int, int, int]:

@@ -9,7 +9,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.datasets import CIFAR10
 
-from src.data.image_base import TorchvisionTrainTestDataModule, require_download, unwrap_subset
+from src.data.errors import require_download
+from src.data.splits import unwrap_subset
+from src.data.torchvision_base import TorchvisionTrainTestDataModule
 
 CIFAR10_FILES = (
     "data_batch_1",
@@ -30,51 +32,15 @@ class CIFAR10DataModule(TorchvisionTrainTestDataModule):
     ``val_fraction`` of the training images (seeded); ``val_fraction=0`` trains on all 50,000 and validates
     on the official test split, as the paper's recipe does.
 
-    Args:
-        data_dir: Folder that holds (or receives) ``cifar-10-batches-py/``.
-        batch_size: Images per batch, per device (the global batch is ``batch_size * devices``).
-        val_fraction: Share of the training images held out for validation; 0 validates on the test split.
-        seed: Seed of the val split and of the in-memory shuffling.
-        flip: Random horizontal flips of training images.
-        in_memory: Keep all images as one uint8 tensor on the training device (184 MB) and slice batches
-            from it, with no workers; ``False``: a DataLoader with workers.
-        num_workers: DataLoader workers; ``None``: 0 on the CPU, else ``min(8, cores per device - 1)``.
-        pin_memory: Pinned host memory; ``None``: on when training on a CUDA device.
-        persistent_workers: Keep workers between epochs; ``None``: on when there are workers.
-        download: Download the dataset when it is missing.
+    Its options are those of :class:`~src.data.torchvision_base.TorchvisionTrainTestDataModule` (``in_memory``,
+    ``download``) and :class:`~src.data.base.ImageDataModule` (``data_dir``, the folder that holds or receives
+    ``cifar-10-batches-py/``; ``batch_size``, ``val_fraction``, ``seed``, ``flip``, ...).
     """
 
     dataset_class = CIFAR10
     num_classes = 10
     dataset_name = "CIFAR-10"
     data_shape = (3, 32, 32)  # type: ignore[assignment]
-
-    def __init__(
-        self,
-        data_dir: str = "data/",
-        batch_size: int = 64,
-        val_fraction: float = 0.1,
-        seed: int = 0,
-        flip: bool = False,
-        in_memory: bool = True,
-        num_workers: int | None = None,
-        pin_memory: bool | None = None,
-        persistent_workers: bool | None = None,
-        download: bool = True,
-    ) -> None:
-        super().__init__(
-            data_dir=data_dir,
-            batch_size=batch_size,
-            val_fraction=val_fraction,
-            seed=seed,
-            flip=flip,
-            in_memory=in_memory,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            persistent_workers=persistent_workers,
-        )
-        self.download = download
-        self.save_hyperparameters()
 
     def geometry(self) -> list[Callable]:
         """None: CIFAR-10 is already 32 px."""

@@ -1,23 +1,30 @@
-"""scikit-learn's handwritten digits (1797 images, 8x8): real data that ships offline, the default dataset."""
+"""scikit-learn's handwritten digits (1797 images, 8x8): real data that ships offline, the default dataset.
+
+This file also defines the digits' one train/test split: the digits classifier (``src/metrics``) was trained
+on its train part and checked on its test part, which :class:`DigitsDataModule` calls ``test``.
+"""
 
 from __future__ import annotations
 
-import lightning.pytorch as pl
+from typing import Any
+
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import Dataset
+from torchvision.transforms.v2.functional import to_pil_image
 
-from src.data.memory import TensorBatches
+from src.data.base import ImageDataModule
 
 DIGITS_TEST_FRACTION = 0.1
-DIGITS_TEST_SEED = 0  # the digits classifier holds out the same test split
+DIGITS_TEST_SEED = 0  # the digits classifier was trained and checked on this split: keep it fixed
 
 
 def load_digits_tensors(image_size: int = 32) -> tuple[Tensor, Tensor]:
-    """All 1797 digits as images (N, 1, S, S) in [-1, 1] and labels (N,)."""
+    """All 1797 digits as float images (N, 1, S, S) in [-1, 1] (bilinear, antialiased resize) and labels (N,)."""
     digits = load_digits()
     images = torch.from_numpy(digits.images).float().unsqueeze(1) / 16.0  # (N, 1, 8, 8) in [0, 1]
     if image_size != 8:
@@ -26,7 +33,20 @@ def load_digits_tensors(image_size: int = 32) -> tuple[Tensor, Tensor]:
 
 
 def split_indices(labels: Tensor, val_fraction: float, seed: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Stratified train/val/test indices; the test split is fixed, the val split depends on ``seed``."""
+    """The digits' train/val/test indices, stratified by class.
+
+    The test split (10%: 180 of the 1797 digits) is fixed; it is the held-out set of the digits classifier.
+    The val split is ``val_fraction`` of the rest and depends on ``seed``; with ``val_fraction=0`` the train
+    split is all of the rest (the classifier's training set), in the same order.
+
+    Args:
+        labels: The labels (N,) of all digits, as :func:`load_digits_tensors` gives them.
+        val_fraction: Share of the non-test digits held out for validation.
+        seed: Seed of the val split.
+
+    Returns:
+        Index tensors ``(train, val, test)``.
+    """
     idx = torch.arange(len(labels)).numpy()
     y = labels.numpy()
     rest, test = train_test_split(
@@ -39,114 +59,69 @@ def split_indices(labels: Tensor, val_fraction: float, seed: int) -> tuple[Tenso
     return tuple(torch.as_tensor(i) for i in (train, val, test))  # type: ignore[return-value]
 
 
-class DigitsDataModule(pl.LightningDataModule):
+class TensorImages(Dataset):
+    """uint8 images (N, C, H, W) and labels (N,) as a dataset of ``(PIL image, label)``.
+
+    Args:
+        images: uint8 images (N, C, H, W).
+        labels: Integer labels (N,).
+    """
+
+    def __init__(self, images: Tensor, labels: Tensor) -> None:
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+        return to_pil_image(self.images[index]), int(self.labels[index])
+
+
+class DigitsDataModule(ImageDataModule):
     """The 8x8 digits of ``sklearn.datasets.load_digits``, resized and scaled to [-1, 1].
 
-    Batches are ``(images, labels)`` with images (B, 1, S, S). The test split (10%, stratified, fixed) is the
-    one the digits classifier was evaluated on; the val split is ``val_fraction`` of the rest.
+    Batches are ``(images, labels)`` with images (B, 1, S, S). The digits are resized once (bilinear,
+    antialiased) and stored as uint8, as every image dataset is: ``round((x + 1) * 127.5)`` of the resized
+    image ``x`` in [-1, 1], which is also how metrics see them. The test split (10%, stratified, fixed) is the
+    one the digits classifier was checked on; the val split is ``val_fraction`` of the rest.
 
     Args:
         image_size: Side of the resized images (8 is native; 32 by default for the DCGAN nets).
-        batch_size: Images per batch, per device.
-        val_fraction: Share of the non-test images held out for validation.
-        seed: Seed of the val split and of the shuffling.
         in_memory: Keep the whole dataset as one tensor on the training device and slice batches from it
             (fast, no workers); ``False`` uses a DataLoader.
-        num_workers: DataLoader workers when ``in_memory`` is false; ``None``: 0 (the digits are tiny).
-            ``None`` is the default so that switching ``--data`` to another datamodule, which keeps shared
-            arguments, keeps that datamodule's automatic choice.
+        **kwargs: The options of :class:`~src.data.base.ImageDataModule` (``batch_size``, ``val_fraction``
+            (below 0.5 here), ``seed``, ``num_workers``, ...), but not ``data_dir`` (the digits ship with
+            scikit-learn) nor ``flip`` (flipped digits are not digits).
     """
 
     num_classes = 10
+    dataset_name = "digits"
 
-    def __init__(
-        self,
-        image_size: int = 32,
-        batch_size: int = 64,
-        val_fraction: float = 0.1,
-        seed: int = 0,
-        in_memory: bool = True,
-        num_workers: int | None = None,
-    ) -> None:
-        super().__init__()
+    def __init__(self, image_size: int = 32, in_memory: bool = True, **kwargs: Any) -> None:
+        super().__init__(data_dir="", flip=False, in_memory=in_memory, **kwargs)
         if image_size < 8:
             raise ValueError(f"data.image_size must be >= 8 for digits, got image_size={image_size}")
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size must be >= 1, got batch_size={batch_size}")
-        if not 0 <= val_fraction < 0.5:
-            raise ValueError(f"data.val_fraction must be in [0, 0.5), got val_fraction={val_fraction}")
-        self.save_hyperparameters()
-        self.image_size, self.batch_size, self.val_fraction = image_size, batch_size, val_fraction
-        self.seed, self.in_memory, self.num_workers = seed, in_memory, num_workers
-        self.splits: dict[str, tuple[Tensor, Tensor]] = {}
-        self._train_batches: TensorBatches | None = None
-        self._loader_state: dict = {}
+        if not 0 <= self.val_fraction < 0.5:
+            raise ValueError(f"data.val_fraction must be in [0, 0.5), got val_fraction={self.val_fraction}")
+        self.image_size = image_size
 
     @property
     def data_shape(self) -> tuple[int, int, int]:
         """Shape of one image (1, S, S)."""
         return (1, self.image_size, self.image_size)
 
-    image_shape = data_shape
+    def geometry(self) -> list:
+        """None: :meth:`load_splits` resizes the digits once."""
+        return []
 
-    def setup(self, stage: str | None = None) -> None:
-        """Load, resize and split the digits (once)."""
-        if self.splits:
-            return
-        images, labels = load_digits_tensors(self.image_size)
-        for name, idx in zip(("train", "val", "test"), split_indices(labels, self.val_fraction, self.seed)):
-            self.splits[name] = (images[idx], labels[idx])
+    def load_splits(self) -> dict[str, Dataset]:
+        """The digits, resized to ``image_size`` and quantised to uint8, in their train/val/test splits."""
+        images, labels = load_digits_tensors(self.image_size)  # (N, 1, S, S) in [-1, 1]
+        images = images.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)  # as a PNG would store them
+        parts = split_indices(labels, self.val_fraction, self.seed)
+        return {name: TensorImages(images[i], labels[i]) for name, i in zip(("train", "val", "test"), parts)}
 
-    def _device(self) -> torch.device:
-        return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
-
-    def _loader(self, split: str, train: bool) -> TensorBatches | DataLoader:
-        images, labels = self.splits[split]
-        if self.in_memory:
-            rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-            return TensorBatches(
-                images,
-                labels,
-                self.batch_size,
-                shuffle=train,
-                drop_last=train,
-                seed=self.seed,
-                rank=rank,
-                world_size=world,
-            ).to(self._device())
-        return DataLoader(
-            TensorDataset(images, labels),
-            batch_size=self.batch_size,
-            shuffle=train,
-            drop_last=train,
-            num_workers=self.num_workers or 0,
-            persistent_workers=bool(self.num_workers),
-        )
-
-    def train_dataloader(self) -> TensorBatches | DataLoader:
-        """Shuffled training batches."""
-        if not self.in_memory:
-            return self._loader("train", True)
-        if self._train_batches is None:
-            self._train_batches = self._loader("train", True)  # type: ignore[assignment]
-            if self._loader_state:
-                self._train_batches.load_state_dict(self._loader_state)
-        return self._train_batches  # type: ignore[return-value]
-
-    def val_dataloader(self) -> TensorBatches | DataLoader:
-        """Validation batches in a fixed order."""
-        return self._loader("val" if len(self.splits["val"][0]) else "test", False)
-
-    def test_dataloader(self) -> TensorBatches | DataLoader:
-        """Test batches in a fixed order."""
-        return self._loader("test", False)
-
-    def state_dict(self) -> dict:
-        """Shuffling state of the in-memory loader, so a resumed run sees the same epochs."""
-        return self._train_batches.state_dict() if self._train_batches is not None else {}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Restore the shuffling state."""
-        self._loader_state = dict(state_dict)
-        if state_dict and self._train_batches is not None:
-            self._train_batches.load_state_dict(state_dict)
+    def uint8_split(self, dataset: Dataset) -> tuple[Tensor, Tensor]:
+        """The split's stored tensors (no decoding)."""
+        assert isinstance(dataset, TensorImages)
+        return dataset.images, dataset.labels

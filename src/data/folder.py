@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from lightning.pytorch.utilities import rank_zero_warn
 from PIL import Image
@@ -13,7 +13,8 @@ from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 
-from src.data.image_base import DatasetNotFoundError, ImageDataModule
+from src.data.base import ImageDataModule
+from src.data.errors import DatasetNotFoundError
 
 SHOWN_BAD_FILES = 10  # how many unreadable files a warning names before summarising the rest
 
@@ -114,14 +115,9 @@ class ImageFolderDataModule(ImageDataModule):
             both sides (distorts non-square images).
         class_subfolders: Label images by their top-level subfolder.
         verify: Check every file with PIL in ``setup`` and skip unreadable ones up front.
-        batch_size: Images per batch, per device (the global batch is ``batch_size * devices``).
-        val_fraction: Share of the images held out for validation.
         test_fraction: Share of the images held out for testing (0: test on the val split).
-        seed: Seed of the splits.
-        flip: Random horizontal flips of training images.
-        num_workers: DataLoader workers; ``None``: 0 on the CPU, else ``min(8, cores per device - 1)``.
-        pin_memory: Pinned host memory; ``None``: on when training on a CUDA device.
-        persistent_workers: Keep workers between epochs; ``None``: on when there are workers.
+        **kwargs: The options of :class:`~src.data.base.ImageDataModule` (``batch_size``, ``val_fraction``,
+            ``seed``, ``flip``, ...). The images are always decoded on the fly (no ``in_memory``).
     """
 
     dataset_name = "image folder"
@@ -134,39 +130,23 @@ class ImageFolderDataModule(ImageDataModule):
         resize: Literal["crop", "stretch"] = "crop",
         class_subfolders: bool = False,
         verify: bool = True,
-        batch_size: int = 64,
-        val_fraction: float = 0.1,
         test_fraction: float = 0.0,
-        seed: int = 0,
-        flip: bool = False,
-        num_workers: int | None = None,
-        pin_memory: bool | None = None,
-        persistent_workers: bool | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            data_dir=data_dir,
-            batch_size=batch_size,
-            val_fraction=val_fraction,
-            seed=seed,
-            flip=flip,
-            in_memory=False,  # large or unknown size: decode on the fly
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            persistent_workers=persistent_workers,
-        )
+        # Large or unknown size: decoded on the fly.
+        super().__init__(data_dir=data_dir, in_memory=False, **kwargs)
         if image_size < 1:
             raise ValueError(f"data.image_size must be >= 1, got image_size={image_size}")
         if resize not in ("crop", "stretch"):
             raise ValueError(f"data.resize must be 'crop' or 'stretch', got resize={resize!r}")
-        if not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        if not 0 <= test_fraction < 1 or self.val_fraction + test_fraction >= 1:
             raise ValueError(
                 f"data.test_fraction must be in [0, 1) with val_fraction + test_fraction < 1, got "
-                f"test_fraction={test_fraction}, val_fraction={val_fraction}"
+                f"test_fraction={test_fraction}, val_fraction={self.val_fraction}"
             )
         color_transform(channels)  # validates channels
         self.image_size, self.channels, self.resize = image_size, channels, resize
         self.class_subfolders, self.verify, self.test_fraction = class_subfolders, verify, test_fraction
-        self.save_hyperparameters()
 
     @property
     def data_shape(self) -> tuple[int, int, int]:

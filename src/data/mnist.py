@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import torch.nn.functional as F
 from torch import Tensor
@@ -11,7 +11,9 @@ from torch.utils.data import Dataset
 from torchvision.datasets import MNIST
 from torchvision.transforms import v2
 
-from src.data.image_base import TorchvisionTrainTestDataModule, require_download, unwrap_subset
+from src.data.errors import require_download
+from src.data.splits import unwrap_subset
+from src.data.torchvision_base import TorchvisionTrainTestDataModule
 
 MNIST_FILES = (
     "train-images-idx3-ubyte",
@@ -29,19 +31,13 @@ class MNISTDataModule(TorchvisionTrainTestDataModule):
     the official 10,000.
 
     Args:
-        data_dir: Folder that holds (or receives) ``MNIST/raw/*-ubyte``.
         image_size: 28 (native) or larger; 32 suits the DCGAN and ResNet nets.
         resize: How to reach ``image_size`` > 28: ``pad`` with black borders (keeps the strokes as they are)
             or ``resize`` (bilinear).
-        batch_size: Images per batch, per device (the global batch is ``batch_size * devices``).
-        val_fraction: Share of the training images held out for validation; 0 validates on the test split.
-        seed: Seed of the val split and of the in-memory shuffling.
-        in_memory: Keep all images as one uint8 tensor on the training device (47 MB at 28 px) and slice
-            batches from it, with no workers; ``False``: a DataLoader with workers.
-        num_workers: DataLoader workers; ``None``: 0 on the CPU, else ``min(8, cores per device - 1)``.
-        pin_memory: Pinned host memory; ``None``: on when training on a CUDA device.
-        persistent_workers: Keep workers between epochs; ``None``: on when there are workers.
-        download: Download the dataset when it is missing.
+        **kwargs: The options of :class:`~src.data.torchvision_base.TorchvisionTrainTestDataModule`
+            (``in_memory``, ``download``) and :class:`~src.data.base.ImageDataModule` (``data_dir``, the folder
+            that holds or receives ``MNIST/raw/*-ubyte``; ``batch_size``, ``val_fraction``, ``seed``, ...), but
+            not ``flip``: flipped digits are not digits.
     """
 
     dataset_class = MNIST
@@ -49,31 +45,8 @@ class MNISTDataModule(TorchvisionTrainTestDataModule):
     num_classes = 10
     dataset_name = "MNIST"
 
-    def __init__(
-        self,
-        data_dir: str = "data/",
-        image_size: int = 32,
-        resize: Literal["pad", "resize"] = "pad",
-        batch_size: int = 64,
-        val_fraction: float = 0.1,
-        seed: int = 0,
-        in_memory: bool = True,
-        num_workers: int | None = None,
-        pin_memory: bool | None = None,
-        persistent_workers: bool | None = None,
-        download: bool = True,
-    ) -> None:
-        super().__init__(
-            data_dir=data_dir,
-            batch_size=batch_size,
-            val_fraction=val_fraction,
-            seed=seed,
-            flip=False,  # flipped digits are not digits
-            in_memory=in_memory,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            persistent_workers=persistent_workers,
-        )
+    def __init__(self, image_size: int = 32, resize: Literal["pad", "resize"] = "pad", **kwargs: Any) -> None:
+        super().__init__(flip=False, **kwargs)  # flipped digits are not digits
         if image_size < 28:
             raise ValueError(f"data.image_size must be >= 28 for MNIST, got image_size={image_size}")
         if resize not in ("pad", "resize"):
@@ -83,8 +56,7 @@ class MNISTDataModule(TorchvisionTrainTestDataModule):
                 f"data.resize='pad' needs an even margin, got image_size={image_size}; "
                 f"use an even size such as 32 or --data.resize=resize"
             )
-        self.image_size, self.resize, self.download = image_size, resize, download
-        self.save_hyperparameters()
+        self.image_size, self.resize = image_size, resize
 
     @property
     def data_shape(self) -> tuple[int, int, int]:

@@ -1,7 +1,8 @@
-"""The 2-D toy distributions of the paper (``gan_toy.py``): 8 Gaussians, 25 Gaussians, Swiss roll."""
+"""The 2-D toy distributions of the paper (``gan_toy.py``): 8 Gaussians, 25 Gaussians, Swiss roll, and their modes."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import lightning.pytorch as pl
@@ -10,9 +11,51 @@ from sklearn.datasets import make_swiss_roll
 from torch import Tensor
 from torch.utils.data import IterableDataset
 
-from src.metrics.toy import toy_mode_centers, toy_mode_std
-
 TOY_DATASETS = ("8gaussians", "25gaussians", "swissroll")
+
+# Gaussian mixtures: name -> (noise std before rescaling, divisor applied to the whole dataset), as gan_toy.py of
+# igul222/improved_wgan_training (Gulrajani et al. 2017), including the final division by a constant.
+_TOY_SPECS: dict[str, tuple[float, float]] = {
+    "8gaussians": (0.02, 1.414),
+    "25gaussians": (0.05, 2.828),
+}
+
+
+def _raw_centers(name: str) -> list[tuple[float, float]]:
+    if name == "8gaussians":
+        s, r = 2.0, 1.0 / math.sqrt(2.0)
+        unit = [(1, 0), (-1, 0), (0, 1), (0, -1), (r, r), (r, -r), (-r, r), (-r, -r)]
+        return [(s * x, s * y) for x, y in unit]
+    if name == "25gaussians":
+        return [(2.0 * x, 2.0 * y) for x in range(-2, 3) for y in range(-2, 3)]
+    raise ValueError(f"unknown toy dataset {name!r}; expected one of {sorted(_TOY_SPECS)}")
+
+
+def toy_mode_centers(name: str) -> Tensor:
+    """Mode centres of a toy mixture, in the same (rescaled) coordinates as the data.
+
+    Args:
+        name: ``"8gaussians"`` or ``"25gaussians"``.
+
+    Returns:
+        Float32 tensor of shape (K, 2): K = 8 or 25, in the order of the paper's code.
+    """
+    centers = torch.tensor(_raw_centers(name), dtype=torch.float64)  # (K, 2)
+    return (centers / _TOY_SPECS[name][1]).float()
+
+
+def toy_mode_std(name: str) -> float:
+    """Per-coordinate standard deviation of each mode, in the rescaled coordinates.
+
+    Args:
+        name: ``"8gaussians"`` or ``"25gaussians"``.
+
+    Returns:
+        The noise std divided by the dataset's divisor (0.02 / 1.414 or 0.05 / 2.828).
+    """
+    _raw_centers(name)  # validates the name
+    std, divisor = _TOY_SPECS[name]
+    return std / divisor
 
 
 def sample_toy(name: str, n: int, generator: torch.Generator | None = None) -> Tensor:

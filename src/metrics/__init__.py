@@ -4,22 +4,21 @@ from src.metrics.digits_classifier import (
     DigitsClassifier,
     DigitsFeatureExtractor,
     class_coverage,
-    digits_split,
-    digits_to_tensor,
     load_digits_classifier,
 )
-from src.metrics.toy import exact_w1, mode_coverage, sliced_wasserstein, toy_mode_centers, toy_mode_std
+from src.metrics.ngram import js_divergence, ngram_counts, ngram_js, ngram_js_all
+from src.metrics.toy import exact_w1, mode_coverage, sliced_wasserstein
 
 __all__ = [
     "DigitsClassifier",
     "DigitsFeatureExtractor",
     "class_coverage",
-    "digits_split",
-    "digits_to_tensor",
     "exact_w1",
+    "js_divergence",
     "load_digits_classifier",
     "mode_coverage",
+    "ngram_counts",
+    "ngram_js",
+    "ngram_js_all",
     "sliced_wasserstein",
-    "toy_mode_centers",
-    "toy_mode_std",
 ]

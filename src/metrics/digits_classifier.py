@@ -1,7 +1,8 @@
 """A small CNN trained on scikit-learn's digits, used as the feature network for domain FID/KID/IS.
 
-The committed weights (``weights/digits_cnn.pt``) come from ``python -m src.metrics.train_digits_classifier``.
-Images are (B, 1, H, W) in [-1, 1]; any H, W is resized to 32x32 inside the model.
+The committed weights (``weights/digits_cnn.pt``) come from ``python -m src.tools.train_digits_classifier``,
+trained and checked on the digits' fixed split (:func:`src.data.digits.split_indices`). Images are
+(B, 1, H, W) in [-1, 1]; any H, W is resized to 32x32 inside the model.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -17,38 +17,6 @@ from torch import Tensor, nn
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "digits_cnn.pt"
 INPUT_SIZE = 32
 NUM_CLASSES = 10
-
-
-def digits_split(test_size: float = 0.1, random_state: int = 0) -> tuple[np.ndarray, ...]:
-    """The fixed stratified train/test split of ``sklearn.datasets.load_digits`` (1797 images).
-
-    ``train_test_split(X, y, test_size=0.1, random_state=0, stratify=y)`` on all 1797 images:
-    1617 train and 180 test images. The test part is what ``DigitsDataModule`` calls "test", and the
-    held-out accuracy of the committed classifier is measured on it.
-
-    Args:
-        test_size: Share of the images held out.
-        random_state: Seed of the split.
-
-    Returns:
-        ``(x_train, x_test, y_train, y_test)``: images as float32 arrays (N, 8, 8) with values
-        0..16, labels as int64 arrays (N,).
-    """
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    images = digits.images.astype(np.float32)  # (1797, 8, 8)
-    labels = digits.target.astype(np.int64)  # (1797,)
-    return tuple(
-        train_test_split(images, labels, test_size=test_size, random_state=random_state, stratify=labels)
-    )
-
-
-def digits_to_tensor(images: np.ndarray | Tensor, size: int = INPUT_SIZE) -> Tensor:
-    """Turn raw digits (N, 8, 8) with values 0..16 into model inputs (N, 1, size, size) in [-1, 1]."""
-    x = torch.as_tensor(images, dtype=torch.float32).unsqueeze(1) / 8.0 - 1.0  # (N, 1, 8, 8)
-    return resize(x, size)
 
 
 def resize(x: Tensor, size: int = INPUT_SIZE) -> Tensor:

@@ -1,60 +1,15 @@
 """Metrics for the paper's 2-D toy datasets: mode coverage, exact W1 and sliced Wasserstein.
 
-The mode centres and noise levels reproduce ``gan_toy.py`` of igul222/improved_wgan_training
-(Gulrajani et al. 2017), including the final division of the whole dataset by a constant.
+Pure functions of point sets: the mode centres and widths are arguments (for the paper's mixtures,
+:func:`src.data.toy.toy_mode_centers` and :func:`src.data.toy.toy_mode_std`).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 from torch import Tensor
-
-# name -> (noise std before rescaling, divisor applied to the whole dataset)
-_TOY_SPECS: dict[str, tuple[float, float]] = {
-    "8gaussians": (0.02, 1.414),
-    "25gaussians": (0.05, 2.828),
-}
-
-
-def _raw_centers(name: str) -> list[tuple[float, float]]:
-    if name == "8gaussians":
-        s, r = 2.0, 1.0 / math.sqrt(2.0)
-        unit = [(1, 0), (-1, 0), (0, 1), (0, -1), (r, r), (r, -r), (-r, r), (-r, -r)]
-        return [(s * x, s * y) for x, y in unit]
-    if name == "25gaussians":
-        return [(2.0 * x, 2.0 * y) for x in range(-2, 3) for y in range(-2, 3)]
-    raise ValueError(f"unknown toy dataset {name!r}; expected one of {sorted(_TOY_SPECS)}")
-
-
-def toy_mode_centers(name: str) -> Tensor:
-    """Mode centres of a toy mixture, in the same (rescaled) coordinates as the data.
-
-    Args:
-        name: ``"8gaussians"`` or ``"25gaussians"``.
-
-    Returns:
-        Float32 tensor of shape (K, 2): K = 8 or 25, in the order of the paper's code.
-    """
-    centers = torch.tensor(_raw_centers(name), dtype=torch.float64)  # (K, 2)
-    return (centers / _TOY_SPECS[name][1]).float()
-
-
-def toy_mode_std(name: str) -> float:
-    """Per-coordinate standard deviation of each mode, in the rescaled coordinates.
-
-    Args:
-        name: ``"8gaussians"`` or ``"25gaussians"``.
-
-    Returns:
-        The noise std divided by the dataset's divisor (0.02 / 1.414 or 0.05 / 2.828).
-    """
-    _raw_centers(name)  # validates the name
-    std, divisor = _TOY_SPECS[name]
-    return std / divisor
 
 
 def mode_coverage(
@@ -68,7 +23,7 @@ def mode_coverage(
     Args:
         samples: Generated points, shape (N, 2).
         centers: Mode centres, shape (K, 2).
-        std: Per-coordinate std of each mode (e.g. :func:`toy_mode_std`).
+        std: Per-coordinate std of each mode (e.g. :func:`src.data.toy.toy_mode_std`).
         min_count: High-quality samples a mode needs to count as covered.
         n_std: Radius of a mode, in multiples of ``std``.
 
@@ -178,4 +133,4 @@ def sliced_wasserstein(
     return float(_sorted_wp_p(x @ theta, y @ theta, p).mean().pow(1.0 / p))
 
 
-__all__ = ["exact_w1", "mode_coverage", "sliced_wasserstein", "toy_mode_centers", "toy_mode_std"]
+__all__ = ["exact_w1", "mode_coverage", "sliced_wasserstein"]

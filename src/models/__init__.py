@@ -1,5 +1,6 @@
-"""Lightning modules."""
+"""Lightning modules: the alternating WGAN-GP and its simultaneous (competitive optimizer) variant."""
 
+from src.models.competitive import CompetitiveWGAN
 from src.models.wgan_gp import WGANGP
 
-__all__ = ["WGANGP"]
+__all__ = ["CompetitiveWGAN", "WGANGP"]

@@ -7,6 +7,7 @@ from src.nets.conditional import (
     ProjectionResNetCritic,
 )
 from src.nets.dcgan import DCGANCritic, DCGANGenerator
+from src.nets.language import LanguageCritic, LanguageGenerator
 from src.nets.mlp import MLPCritic, MLPGenerator
 from src.nets.resnet import ResNetCritic, ResNetGenerator
 
@@ -15,6 +16,8 @@ __all__ = [
     "ConditionalResNetGenerator",
     "DCGANCritic",
     "DCGANGenerator",
+    "LanguageCritic",
+    "LanguageGenerator",
     "MLPCritic",
     "MLPGenerator",
     "ProjectionDCGANCritic",

@@ -48,6 +48,20 @@ def check_finite(
     )
 
 
+def check_step_losses(trainer: Any, losses: dict[str, Tensor], where: str) -> None:
+    """:func:`check_finite` for a training step, with the strategy and last checkpoint taken from ``trainer``.
+
+    Under fp16 the scaled penalty gradient may overflow to inf; the GradScaler then skips the step and lowers
+    its scale, so with an enabled scaler ``critic_loss`` is not checked (only the critic's scores are).
+    """
+    scaler = getattr(trainer.precision_plugin, "scaler", None)
+    if scaler is not None and scaler.is_enabled() and len(losses) > 1:
+        losses = {name: value for name, value in losses.items() if name != "critic_loss"}
+    checkpoint = trainer.checkpoint_callback
+    last = getattr(checkpoint, "last_model_path", "") or getattr(checkpoint, "best_model_path", "")
+    check_finite(losses, trainer.strategy, where, last or None)
+
+
 def flags_ok(value: Tensor) -> bool:
     """Whether every element of ``value`` is finite."""
     return bool(torch.isfinite(value.detach()).all())

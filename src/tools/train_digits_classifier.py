@@ -2,12 +2,12 @@
 
 Usage::
 
-    python -m src.metrics.train_digits_classifier [--out PATH] [--epochs N] [--seed S]
+    python -m src.tools.train_digits_classifier [--out PATH] [--epochs N] [--seed S]
 
-Trains on the train part of :func:`src.metrics.digits_classifier.digits_split` (stratified,
-``test_size=0.1, random_state=0``: 1617 train / 180 held-out images, the same held-out part that
-``DigitsDataModule`` calls "test") with small random shifts, rotations and scalings, then prints
-train and held-out accuracy and saves the state_dict.
+Trains on the digits' split of :func:`src.data.digits.split_indices` with no val part (stratified, fixed:
+1617 train / 180 held-out images; the held-out part is what ``DigitsDataModule`` calls "test") with small
+random shifts, rotations and scalings, then prints train and held-out accuracy and saves the state_dict.
+An entry point: it joins the data (the split) and the metrics (the network) layers.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from src.metrics.digits_classifier import DEFAULT_WEIGHTS, DigitsClassifier, digits_split, digits_to_tensor
+from src.data.digits import load_digits_tensors, split_indices
+from src.metrics.digits_classifier import DEFAULT_WEIGHTS, INPUT_SIZE, DigitsClassifier
 
 
 def augment(
@@ -63,9 +64,9 @@ def train(
     """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    x_tr, x_te, y_tr, y_te = digits_split()
-    x_tr, x_te = digits_to_tensor(x_tr), digits_to_tensor(x_te)  # (N, 1, 32, 32) in [-1, 1]
-    y_tr, y_te = torch.as_tensor(y_tr), torch.as_tensor(y_te)
+    images, labels = load_digits_tensors(INPUT_SIZE)  # (1797, 1, 32, 32) in [-1, 1], (1797,)
+    train_idx, _, test_idx = split_indices(labels, val_fraction=0.0, seed=0)
+    x_tr, x_te, y_tr, y_te = images[train_idx], images[test_idx], labels[train_idx], labels[test_idx]
     model = DigitsClassifier()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps = epochs * math.ceil(len(x_tr) / batch_size)

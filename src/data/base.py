@@ -1,4 +1,4 @@
-"""Shared logic of the image datamodules: option checks, seeded splits, loaders and the in-memory mode.
+"""The base of the image datamodules: option checks, setup, loaders, the in-memory mode and reference images.
 
 A subclass says where its images come from (:meth:`ImageDataModule.load_splits`, returning datasets of
 ``(PIL image, target)``) and how to shape them (:meth:`ImageDataModule.geometry`, deterministic PIL
@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -21,100 +20,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.transforms import v2
 
+from src.data.errors import DatasetNotFoundError
 from src.data.memory import TensorBatches
-
-SPLITS = ("train", "val", "test")
-# Where the val and test loaders look when their own split is empty (e.g. ``val_fraction=0``).
-FALLBACK = {"val": ("val", "test", "train"), "test": ("test", "val", "train")}
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """A dataset is absent and could not be obtained; the message names it, where we looked and the fix."""
-
-
-def to_signed_unit(images: Tensor) -> Tensor:
-    """uint8 images (..., C, H, W) in [0, 255] -> float32 in [-1, 1] (``x / 127.5 - 1``)."""
-    return images.float().div(127.5).sub(1.0)
-
-
-class BatchTransform:
-    """Turns a uint8 batch (B, C, H, W) into float in [-1, 1], flipping each image left-right with p=0.5.
-
-    Used by the in-memory mode, on the training device; draws from torch's global RNG (seeded by
-    ``seed_everything``), as ``RandomHorizontalFlip`` does in the DataLoader path.
-
-    Args:
-        flip: Apply random horizontal flips.
-    """
-
-    def __init__(self, flip: bool) -> None:
-        self.flip = flip
-
-    def __call__(self, images: Tensor) -> Tensor:
-        """Convert (and maybe flip) a batch (B, C, H, W)."""
-        out = to_signed_unit(images)  # (B, C, H, W)
-        if self.flip:
-            mask = torch.rand(out.shape[0], device=out.device) < 0.5  # (B,)
-            out = torch.where(mask[:, None, None, None], out.flip(-1), out)
-        return out
-
-
-def as_label(target: Any) -> int:
-    """A dataset target as an integer class label; ``None`` (unlabelled data) becomes 0."""
-    if target is None:
-        return 0
-    if isinstance(target, Tensor):
-        return int(target.reshape(-1)[0]) if target.numel() else 0
-    return int(target)
-
-
-class ImageSplit(Dataset):
-    """A dataset of ``(PIL image, target)`` seen through a transform: ``(transform(image), int label)``.
-
-    Args:
-        dataset: Yields ``(PIL image, target)``.
-        transform: Applied to each image.
-    """
-
-    def __init__(self, dataset: Dataset, transform: Callable[[Any], Tensor]) -> None:
-        self.dataset, self.transform = dataset, transform
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
-    def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        image, target = self.dataset[index]
-        return self.transform(image), as_label(target)
-
-
-def unwrap_subset(dataset: Dataset) -> tuple[Dataset, Tensor]:
-    """The underlying dataset of a (possibly nested) ``Subset`` and the indices (n,) into it."""
-    indices = torch.arange(len(dataset))  # type: ignore[arg-type]
-    while isinstance(dataset, Subset):
-        indices = torch.as_tensor(dataset.indices, dtype=torch.long)[indices]
-        dataset = dataset.dataset
-    return dataset, indices
-
-
-def seeded_split(n: int, fractions: Sequence[float], seed: int) -> list[Tensor]:
-    """Split ``range(n)`` at random into the rest plus one part per fraction, the same for the same seed.
-
-    Args:
-        n: Number of items.
-        fractions: Share of the items in each held-out part.
-        seed: Seed of the permutation.
-
-    Returns:
-        Sorted index tensors: ``[rest, part_0, part_1, ...]``.
-    """
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    sizes = [round(f * n) for f in fractions]
-    parts, start = [], n - sum(sizes)
-    rest = order[:start]
-    for size in sizes:
-        parts.append(order[start : start + size])
-        start += size
-    return [p.sort().values for p in (rest, *parts)]
+from src.data.splits import FALLBACK, SPLITS, holdout
+from src.data.transforms import BatchTransform, ImageSplit, to_signed_unit
 
 
 def available_cpus() -> int:
@@ -129,8 +38,10 @@ class ImageDataModule(pl.LightningDataModule, ABC):
 
     Subclasses implement :meth:`load_splits`, :meth:`geometry` and :attr:`data_shape`, and may override
     :meth:`prepare_data` to download. This class checks the options, builds the loaders (DataLoader or the
-    in-memory :class:`~src.data.memory.TensorBatches`) and refuses to train on nothing. Subclasses call
-    ``self.save_hyperparameters()`` themselves, so the saved arguments are exactly their own.
+    in-memory :class:`~src.data.memory.TensorBatches`), refuses to train on nothing and gives the real images
+    that metrics compare against (:meth:`reference_images`). A subclass takes its own arguments plus
+    ``**kwargs``, which it passes on to this constructor (the CLI lists them as the subclass's options); the
+    saved hyperparameters are the arguments of both.
 
     Args:
         data_dir: Root folder of the data.
@@ -161,6 +72,8 @@ class ImageDataModule(pl.LightningDataModule, ABC):
         persistent_workers: bool | None = None,
     ) -> None:
         super().__init__()
+        # Collects the arguments of this constructor and of the subclass constructors that called it.
+        self.save_hyperparameters()
         if batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got batch_size={batch_size}")
         if not 0 <= val_fraction < 1:
@@ -206,11 +119,18 @@ class ImageDataModule(pl.LightningDataModule, ABC):
     def geometry(self) -> list[Callable]:
         """Deterministic PIL transforms (mode, crop, resize, pad) that give images of :attr:`data_shape`."""
 
+    def uint8_split(self, dataset: Dataset) -> tuple[Tensor, Tensor] | None:
+        """Optional fast path of the in-memory mode: a whole split read straight from the dataset's arrays.
+
+        Returns uint8 images (N, C, H, W) and labels (N,) equal to decoding each image through
+        :meth:`uint8_transform`, or ``None`` (the default) to decode image by image.
+        """
+        return None
+
     # ----------------------------------------------------------------------------------------- helpers
-    def holdout(self, dataset: Dataset, *fractions: float) -> list[Dataset]:
-        """Split ``dataset`` into the rest and one seeded random part per fraction (:func:`seeded_split`)."""
-        parts = seeded_split(len(dataset), fractions, self.seed)  # type: ignore[arg-type]
-        return [Subset(dataset, idx.tolist()) for idx in parts]
+    def holdout(self, dataset: Dataset, *fractions: float) -> list[Subset]:
+        """Split ``dataset`` into the rest and one part per fraction, seeded by ``seed`` (:func:`holdout`)."""
+        return holdout(dataset, fractions, self.seed)
 
     def image_transform(self, train: bool) -> v2.Compose:
         """PIL image -> float tensor (C, H, W) in [-1, 1]: geometry, then (for training) random flips."""
@@ -222,14 +142,6 @@ class ImageDataModule(pl.LightningDataModule, ABC):
     def uint8_transform(self) -> v2.Compose:
         """PIL image -> uint8 tensor (C, H, W): the deterministic part, stored by the in-memory mode."""
         return v2.Compose([*self.geometry(), v2.PILToTensor()])
-
-    def uint8_split(self, dataset: Dataset) -> tuple[Tensor, Tensor] | None:
-        """Optional fast path of the in-memory mode: a whole split read straight from the dataset's arrays.
-
-        Returns uint8 images (N, C, H, W) and labels (N,) equal to decoding each image through
-        :meth:`uint8_transform`, or ``None`` (the default) to decode image by image.
-        """
-        return None
 
     def _device(self) -> torch.device:
         return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
@@ -289,10 +201,43 @@ class ImageDataModule(pl.LightningDataModule, ABC):
             labels.append(y)  # (b,)
         return torch.cat(images), torch.cat(labels).long()
 
+    def reference_images(self, split: str, n: int | None = None, seed: int = 0) -> Tensor:
+        """Real images of a split for metrics to compare against: uint8 (N, C, H, W), never augmented.
+
+        The in-memory mode slices its stored tensor; the DataLoader mode decodes the chosen images through
+        the deterministic :meth:`uint8_transform`. Both give the same tensor, with no random flips.
+
+        Args:
+            split: ``train``, ``val`` or ``test``; an empty ``val`` or ``test`` split falls back as its loader
+                does (e.g. ``val`` -> ``test`` -> ``train``).
+            n: How many images: a random subset (seeded by ``seed``) of ``min(n, len(split))`` images, in the
+                order of that permutation, so ``images.tensor_split(world_size)[rank]`` gives each rank a
+                disjoint share; ``None``: the whole split, in its order.
+            seed: Seed of the subset.
+
+        Returns:
+            uint8 images (N, C, H, W) on the CPU.
+        """
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got split={split!r}")
+        if n is not None and n < 0:
+            raise ValueError(f"n must be >= 0 or None (the whole split), got n={n}")
+        self.setup("test" if split == "test" else "fit")
+        split = self._split_for(split)
+        available = len(self.datasets[split])
+        if n is None:
+            idx = torch.arange(available)
+        else:
+            idx = torch.randperm(available, generator=torch.Generator().manual_seed(seed))[:n]  # (N,)
+        if self.in_memory:
+            images = self.tensors[split][0]
+            return images[idx.to(images.device)].cpu()
+        chosen = Subset(self.datasets[split].dataset, idx.tolist())
+        return self._stack(ImageSplit(chosen, self.uint8_transform()))[0]
+
     # ----------------------------------------------------------------------------------------- loaders
     def _split_for(self, stage: str) -> str:
-        sizes = {name: len(self.datasets[name]) for name in SPLITS}
-        return next(name for name in FALLBACK[stage] if sizes[name] > 0)
+        return next(name for name in FALLBACK[stage] if len(self.datasets[name]) > 0)
 
     def _loader(self, split: str, train: bool) -> TensorBatches | DataLoader:
         if self.in_memory:
@@ -348,59 +293,3 @@ class ImageDataModule(pl.LightningDataModule, ABC):
         self._loader_state = dict(state_dict)
         if state_dict and self._train_batches is not None:
             self._train_batches.load_state_dict(state_dict)
-
-
-def require_download(
-    name: str, where: Path | str, how: str, error: BaseException | None = None, download: bool = True
-) -> DatasetNotFoundError:
-    """The error for an absent dataset: which one, where we looked, why it was not downloaded, how to get it.
-
-    Args:
-        name: The dataset.
-        where: The folder that was searched.
-        how: Instructions to obtain the files.
-        error: The download's exception, if a download was tried.
-        download: Whether downloading was on (``data.download``).
-    """
-    if error is not None:
-        text = str(error).strip()
-        reason = f" and the download failed ({type(error).__name__}: {text.splitlines()[0] if text else ''})"
-    elif not download:
-        reason = " and downloading is off (--data.download=false)"
-    else:
-        reason = ""
-    return DatasetNotFoundError(f"{name} was not found in {where}{reason}. {how}")
-
-
-class TorchvisionTrainTestDataModule(ImageDataModule):
-    """A torchvision dataset with ``train=True/False`` files (MNIST, CIFAR-10): download, load, split.
-
-    Subclasses set :attr:`dataset_class` and implement :meth:`not_found`, the error that says where the files
-    go; the training files are split into train/val (seeded) and the official test files are the test split.
-    """
-
-    dataset_class: type
-
-    @abstractmethod
-    def not_found(self, error: BaseException | None = None) -> Exception:
-        """The error to raise when the files are missing and cannot be downloaded."""
-
-    def prepare_data(self) -> None:
-        """Download the dataset when it is missing (Lightning calls this on rank zero); failing, raise a clear error."""
-        if not self.download:
-            return
-        try:
-            self.dataset_class(self.data_dir, train=True, download=True)
-        except Exception as error:
-            raise self.not_found(error) from error
-
-    def _load(self, train: bool) -> Dataset:
-        try:
-            return self.dataset_class(self.data_dir, train=train, download=False)
-        except RuntimeError as error:
-            raise self.not_found() from error
-
-    def load_splits(self) -> dict[str, Dataset]:
-        """The training files split into train/val (seeded) and the official test files."""
-        train, val = self.holdout(self._load(train=True), self.val_fraction)
-        return {"train": train, "val": val, "test": self._load(train=False)}

@@ -1,8 +1,9 @@
-"""Class-conditional generation: label checks and the sample-grid layout shared by the module and its tools."""
+"""Class labels for conditional GANs: label checks, batches of ``(x, y)`` and the sample-grid layout."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -56,3 +57,20 @@ def as_labels(
     if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(f"labels must be in [0, {num_classes}), got {sorted(set(labels.tolist()))}")
     return labels
+
+
+def split_batch(batch: Any, num_classes: int) -> tuple[Tensor, Tensor | None]:
+    """The samples (B, ...) of a batch (a tensor or ``(x, y)``) and, when ``num_classes > 0``, its labels (B,).
+
+    Raises:
+        ValueError: When the networks are conditional but the batch carries no labels.
+    """
+    real = batch[0] if isinstance(batch, (tuple, list)) else batch
+    if not num_classes:
+        return real, None
+    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+        raise ValueError(
+            f"the networks are conditioned on {num_classes} classes but the data's batches carry no labels; "
+            "use a labelled datamodule (digits, MNIST, CIFAR-10) or unconditional networks"
+        )
+    return real, batch[1]

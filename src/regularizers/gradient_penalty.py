@@ -6,7 +6,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
-from src.callbacks.regularizer import Critic, CriticRegularizer, gradient_norm
+from src.regularizers.base import Critic, CriticRegularizer, gradient_norm
 
 
 class GradientPenalty(CriticRegularizer):

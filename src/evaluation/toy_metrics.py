@@ -6,16 +6,15 @@ import time
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
 from typing_extensions import override
 
-from src.data.toy import TOY_DATASETS, sample_toy
-from src.metrics.toy import exact_w1, mode_coverage, sliced_wasserstein, toy_mode_centers, toy_mode_std
+from src.data.toy import TOY_DATASETS, sample_toy, toy_mode_centers, toy_mode_std
+from src.evaluation.schedule import ScheduledEvaluation
+from src.metrics.toy import exact_w1, mode_coverage, sliced_wasserstein
 
 
-class ToyMetrics(Callback):
+class ToyMetrics(ScheduledEvaluation):
     """Logs ``{val,test}/w1``, ``/swd``, ``/w1_floor`` and, for 8/25 Gaussians, ``/modes_covered``, ``/high_quality``.
 
     * ``w1``: exact Wasserstein-1 between ``num_points`` generated and ``num_points`` fresh real points
@@ -26,9 +25,10 @@ class ToyMetrics(Callback):
     * ``modes_covered``: mixture modes with at least ``min_count`` generated points within ``n_std``
       standard deviations; ``high_quality``: the share of generated points within ``n_std`` std of a mode.
 
-    Generated and real points come from fixed seeds, so successive evaluations differ only through the
-    generator, and the global RNG of training is untouched. Every rank computes the same values (no
-    collective is needed), so it is safe under DDP.
+    When it runs: see :class:`~src.evaluation.schedule.ScheduledEvaluation`. Generated and real points come
+    from fixed seeds, so successive evaluations differ only through the generator, and the global RNG of
+    training is untouched. Every rank computes the same values (no collective is needed), so it is safe under
+    DDP.
 
     Args:
         num_points: Generated and real points per evaluation.
@@ -40,6 +40,8 @@ class ToyMetrics(Callback):
         seed: Seed of the noise, of the real points and of the projections.
     """
 
+    prog_bar_metric = "w1"
+
     def __init__(
         self,
         num_points: int = 1000,
@@ -49,23 +51,16 @@ class ToyMetrics(Callback):
         n_std: float = 3.0,
         seed: int = 0,
     ) -> None:
-        super().__init__()
-        for option, value in (
-            ("num_points", num_points),
-            ("every_n_epochs", every_n_epochs),
-            ("num_projections", num_projections),
-        ):
-            if value < 1:
-                raise ValueError(f"ToyMetrics {option} must be >= 1, got {option}={value}")
-        self.num_points, self.every_n_epochs, self.num_projections = (
-            num_points,
-            every_n_epochs,
-            num_projections,
-        )
+        if num_points < 1:
+            raise ValueError(f"ToyMetrics num_points must be >= 1, got num_points={num_points}")
+        super().__init__(every_n_epochs)
+        if num_projections < 1:
+            raise ValueError(
+                f"ToyMetrics num_projections must be >= 1, got num_projections={num_projections}"
+            )
+        self.num_points, self.num_projections = num_points, num_projections
         self.min_count, self.n_std, self.seed = min_count, n_std, seed
-        self.last_duration_s = 0.0
         self._floor: float | None = None
-        self._evaluated_in_fit = False
 
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -73,52 +68,20 @@ class ToyMetrics(Callback):
         if shape != (2,):
             raise ValueError(
                 f"ToyMetrics needs 2-D points, but the datamodule's data_shape is {shape}; "
-                "for images use src.callbacks.ImageQuality"
+                "for images use src.evaluation.ImageQuality"
             )
 
     @override
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._evaluated_in_fit = False
-
-    def _due(self, trainer: pl.Trainer) -> bool:
-        if trainer.sanity_checking:
-            return False
-        if trainer.state.fn != TrainerFn.FITTING:
-            return True
-        last = trainer.should_stop or (
-            trainer.max_epochs is not None and 0 <= trainer.max_epochs <= trainer.current_epoch + 1
-        )
-        return not self._evaluated_in_fit or (trainer.current_epoch + 1) % self.every_n_epochs == 0 or last
-
-    @override
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._due(trainer):
-            self.log_metrics(trainer, pl_module, "val")
-            self._evaluated_in_fit = trainer.state.fn == TrainerFn.FITTING
-
-    @override
-    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.log_metrics(trainer, pl_module, "test")
-
-    def log_metrics(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, prefix: str
-    ) -> dict[str, float]:
-        """Measure and ``pl_module.log`` the metrics under ``prefix/``."""
-        values = self.measure(trainer, pl_module)
-        for name, value in values.items():
-            # Equal on every rank; reduce_fx="max" of equal values is exact and keeps Lightning quiet under DDP.
-            pl_module.log(
-                f"{prefix}/{name}",
-                torch.tensor(value, device=pl_module.device, dtype=torch.float32),
-                sync_dist=True,
-                reduce_fx="max",
-                prog_bar=name == "w1",
-            )
-        return values
-
     @torch.no_grad()
-    def measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, float]:
-        """Generate ``num_points`` points and compare them with fresh real points.
+    def measure(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str = "val"
+    ) -> dict[str, float]:
+        """Generate ``num_points`` points and compare them with fresh real points (the same at every stage).
+
+        Args:
+            trainer: The trainer (its datamodule gives the real points).
+            pl_module: A module with ``latent_dim`` and ``sample(noise=...)`` returning points (n, 2).
+            stage: ``"val"`` or ``"test"``; both measure ``num_points`` points.
 
         Returns:
             ``w1``, ``w1_floor``, ``swd`` and, for Gaussian mixtures, ``modes_covered`` and ``high_quality``.

@@ -6,7 +6,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
-from src.callbacks.regularizer import CriticRegularizer
+from src.regularizers.base import CriticRegularizer
 
 
 class WeightClipping(CriticRegularizer):

@@ -1,8 +1,8 @@
 """Variants of the gradient penalty and the drift term, as critic regularizers.
 
-Each is a :class:`~src.callbacks.CriticRegularizer`, selected with ``--regularizer=CLASS`` or added to
+Each is a :class:`~src.regularizers.CriticRegularizer`, selected with ``--regularizer=CLASS`` or added to
 ``trainer.callbacks``. The zero-centred penalty on interpolates of Thanh-Tung et al. (2019) needs no class of
-its own: it is :class:`~src.callbacks.GradientPenalty` with ``target=0``; the L∞ gradient-norm penalty of
+its own: it is :class:`~src.regularizers.GradientPenalty` with ``target=0``; the L∞ gradient-norm penalty of
 Jolicoeur-Martineau & Mitliagkas (2019) is ``GradientPenalty(norm=inf)`` (or ``OneSidedPenalty(norm=inf)``).
 """
 
@@ -14,8 +14,8 @@ import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
-from src.callbacks.gradient_penalty import GradientPenalty
-from src.callbacks.regularizer import Critic, CriticRegularizer
+from src.regularizers.base import Critic, CriticRegularizer
+from src.regularizers.gradient_penalty import GradientPenalty
 
 
 class OneSidedPenalty(GradientPenalty):
@@ -147,7 +147,7 @@ class DriftPenalty(CriticRegularizer):
 
     It keeps the critic's scores near zero so they do not drift away; it does not bound the critic's slope.
     So it is not :attr:`active` as a constraint (the run still warns when nothing else constrains the critic):
-    use it next to a gradient penalty, e.g. ``--trainer.callbacks+=src.callbacks.DriftPenalty``.
+    use it next to a gradient penalty, e.g. ``--trainer.callbacks+=src.regularizers.DriftPenalty``.
     It needs no input gradients and BatchNorm does not break it (``per_sample`` is false).
 
     Args:

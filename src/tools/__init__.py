@@ -1,0 +1,1 @@
+"""Entry points that rebuild what the project ships (e.g. the digits classifier's weights)."""
