@@ -28,14 +28,36 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    )
 
 
-def stamp() -> str:
-    """Machine, command and date, for the line under each table."""
+QUIET_LOAD = 1.5  # the 1-minute load average above which other jobs share the cores and times mean little
+
+
+def load_average() -> float:
+    """The 1-minute load average of this machine."""
+    return os.getloadavg()[0]
+
+
+def require_quiet(max_load: float = QUIET_LOAD) -> float:
+    """Return the load average, or exit without recording anything when other jobs share the machine."""
+    load = load_average()
+    if load > max_load:
+        sys.exit(
+            f"load average {load:.2f} > {max_load}: other jobs share this machine, so its times would not be "
+            "comparable. Stop them (or wait) and run again; nothing was recorded."
+        )
+    return load
+
+
+def stamp(load: float | None = None) -> str:
+    """Machine, load, command and date, for the line under each table."""
     module = os.path.relpath(sys.argv[0], ROOT).removesuffix(".py").replace(os.sep, ".")
     command = " ".join(["python -m", module, *sys.argv[1:]])
-    return f"Machine: {machine()}. Command: `{command}`. Date: {dt.date.today().isoformat()}."
+    seen = f" Load average at start: {load:.2f}." if load is not None else ""
+    return f"Machine: {machine()}.{seen} Command: `{command}`. Date: {dt.date.today().isoformat()}."
 
 
 def median(values: list[float]) -> float:
@@ -49,5 +71,7 @@ def write_section(name: str, body: str) -> None:
     block = f"{begin}\n{body.strip()}\n{end}"
     text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
     pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    text = (
+        pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    )
     BENCHMARKS.write_text(text)

@@ -1,4 +1,4 @@
-"""Evaluation cost: one FID/IS/KID evaluation of the default digits run against its training time.
+"""Evaluation cost: one FID/IS/KID/precision/recall evaluation of the default digits run against its training.
 
 Runs the default digits config through the real CLI for ``--epochs`` epochs, timing every training epoch
 (without validation) and every ``ImageQuality`` evaluation. Reports one evaluation's time, the training time
@@ -74,7 +74,8 @@ def main() -> None:
         "### Evaluation cost (digits default)\n\n"
         "| evaluation | samples | every | one evaluation (s) | training per epoch (s) | share of training time |\n"
         "|---|---|---|---|---|---|\n"
-        f"| FID + IS + KID + class coverage, digits classifier | {quality.num_samples} | {quality.every_n_epochs} "
+        "| FID + IS + KID + precision/recall + class coverage, digits classifier "
+        f"| {quality.num_samples} | {quality.every_n_epochs} "
         f"epochs | {eval_s:.2f} | {epoch_s:.2f} | **{100 * share:.1f}%** (one evaluation alone: "
         f"{100 * eval_s / epoch_s:.0f}% of an epoch) |\n\n"
         f"Medians over {args.epochs} epochs and {len(durations)} evaluations (the first evaluation, which also "

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import warnings
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -10,13 +13,27 @@ import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from src.callbacks import PreemptionCheckpoint, SampleGrid
 from src.evaluation import ScheduledEvaluation
 from src.models import WGANGP
 from src.regularizers import CriticRegularizer
 from src.utils.atomic_io import AtomicCheckpointIO
-from src.utils.checkpoint import resolve_last_checkpoint
+from src.utils.checkpoint import load_checkpoint
+from src.utils.options import (
+    check_batch_norm_batch_size,
+    check_config_files,
+    check_options,
+    trainer_option_error,
+)
+from src.utils.output_dirs import check_writable, root_logger_dirs
+from src.utils.resume import RESUME_MODES, RUN_CONFIG_KEY, check_resumed_config, resolve_resume
+
+# Lightning 2.6 still calls a torch pytree API that newer torch deprecates; a newcomer can do nothing about it.
+warnings.filterwarnings(
+    "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
+)
 
 DDP_STRATEGY = "ddp_find_unused_parameters_true"
 
@@ -27,7 +44,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
         "class_path": "lightning.pytorch.loggers.CSVLogger",
         "init_args": {"save_dir": "runs", "name": "digits"},
     },
-    "log_every_n_steps": 25,
+    "log_every_n_steps": 10,  # the default digits epoch has 22 batches
     "max_epochs": 1000,
 }
 
@@ -81,6 +98,12 @@ class SaveAndLogConfig(SaveConfigCallback):
         for logger in trainer.loggers:
             logger.log_hyperparams(config)
 
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict
+    ) -> None:
+        """Save the resolved config in every checkpoint, so ``--ckpt_path`` resumes only a matching run."""
+        checkpoint[RUN_CONFIG_KEY] = self.parser.dump(self.config, skip_none=False)
+
 
 class WGANCLI(LightningCLI):
     """LightningCLI with the template's defaults and links.
@@ -95,8 +118,12 @@ class WGANCLI(LightningCLI):
     - with more than one device (or node) and ``--trainer.strategy=auto``, DDP with
       ``find_unused_parameters=True`` is chosen, because the generator's parameters take no part in critic
       steps (and vice versa);
-    - ``--ckpt_path last`` resumes the newest ``last.ckpt`` of this configuration's runs, logging into that
-      run's directory; ``--preemption`` saves one on SIGTERM/SIGUSR1; checkpoints are written atomically;
+    - ``--ckpt_path last`` resumes the newest ``last.ckpt`` saved with this configuration (the run length may
+      differ), logging into that run's directory; ``--ckpt_path auto`` does the same or starts a new run; any
+      other difference from the checkpoint's saved config is refused (:mod:`src.utils.resume`);
+      ``--preemption`` saves ``last.ckpt`` on SIGTERM/SIGUSR1; checkpoints are written atomically;
+    - relative logger ``save_dir``s are taken inside ``--trainer.default_root_dir``; a training run checks that
+      every output folder is writable before it starts (:meth:`check_before_training`);
     - the resolved config is logged to every logger (the W&B run config).
     """
 
@@ -112,8 +139,10 @@ class WGANCLI(LightningCLI):
             "--ckpt_path",
             type=str | None,
             default=None,
-            help="Checkpoint to resume from: a file, or 'last' for the newest last.ckpt of this configuration's "
-            "runs (the resumed run logs into that run's directory).",
+            help="Checkpoint to resume from: a file; 'last' for the newest last.ckpt saved with this "
+            "configuration (the resumed run logs into that run's directory); 'auto': the same, or a new run when "
+            "there is none. Only the run length (max_generator_steps, max_epochs, ...) may differ from the "
+            "checkpoint's config; other differences are refused.",
         )
         for net in ("generator", "critic"):
             parser.link_arguments(
@@ -139,15 +168,69 @@ class WGANCLI(LightningCLI):
             }
         )
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parse, and remember whether the seed is random (``seed_everything: true``) before it is drawn.
+
+        A YAML file with a syntax error fails naming the file (jsonargparse's message does not).
+        """
+        argv = sys.argv[1:] if args is None else args
+        try:
+            check_config_files([str(a) for a in argv] if isinstance(argv, (list, tuple)) else [])
+        except ValueError as error:
+            parser.error(str(error))
+        super().parse_arguments(parser, args)
+        config = self.config[self.config.subcommand] if self.config.get("subcommand") else self.config
+        self.random_seed = config.get("seed_everything") is True
+
     def before_instantiate_classes(self) -> None:
-        """Resolve ``--ckpt_path last``; choose DDP with unused-parameter detection for several devices."""
+        """Prepare the config before anything is built.
+
+        Root the logger in ``default_root_dir``; choose DDP for several devices; resolve ``--ckpt_path last`` or
+        ``auto`` to the checkpoint of a run configured as this one (it sets the logger's version).
+        """
         config = self.config[self.subcommand] if self.subcommand else self.config
-        resolve_last_checkpoint(config)
+        check_options(config)  # bad values fail here, naming the option, before any folder is made
+        root_logger_dirs(config)
         trainer = config.trainer
-        if str(trainer.strategy) != "auto":
-            return
-        if count_devices(trainer.devices, trainer.accelerator) > 1 or int(trainer.num_nodes) > 1:
+        if str(trainer.strategy) == "auto" and (
+            count_devices(trainer.devices, trainer.accelerator) > 1 or int(trainer.num_nodes) > 1
+        ):
             trainer.strategy = DDP_STRATEGY
+        if config.get("ckpt_path") in RESUME_MODES:
+            self.resumed = resolve_resume(
+                config, self.saved_form(config), getattr(self, "random_seed", False)
+            )
+        ckpt_path = config.get("ckpt_path")
+        if ckpt_path and "://" not in str(ckpt_path):
+            load_checkpoint(ckpt_path, mmap=True)  # a truncated or unsafe file fails now, naming it
+
+    def saved_form(self, config: Any) -> dict[str, Any]:
+        """``config`` as ``config.yaml`` and every checkpoint's run config hold it."""
+        return yaml.safe_load(self._parser(self.subcommand).dump(config, skip_none=False))
+
+    def check_before_training(self) -> None:
+        """What only a training run checks, before it writes anything.
+
+        The output folders must be writable; a ``--ckpt_path`` file must have been saved with these settings
+        (the run length may differ). ``src.evaluate`` and ``src.generate`` rebuild runs without these checks.
+
+        Raises:
+            OutputNotWritableError: An output folder cannot be written.
+            CheckpointMismatchError: The checkpoint's run had other settings (each one listed).
+        """
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        check_writable(config)
+        ckpt = config.get("ckpt_path")
+        if ckpt and ckpt != str(getattr(self, "resumed", None)) and Path(ckpt).is_file():
+            check_resumed_config(Path(ckpt), self.saved_form(config), getattr(self, "random_seed", False))
+
+    def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
+        """Build the Trainer; Lightning's complaint about an argument names the ``trainer.*`` option."""
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except (MisconfigurationException, ValueError, TypeError) as error:
+            config = self.config[self.subcommand] if self.subcommand else self.config
+            raise trainer_option_error(error, config.trainer) from error
 
     def after_instantiate_classes(self) -> None:
         """Drop null callbacks (``--regularizer``, ``--quality``, ``--best``); record the networks' configs in the model's hyperparameters; atomic saves.
@@ -156,6 +239,8 @@ class WGANCLI(LightningCLI):
         ``WGANGP.load_from_checkpoint(path)`` rebuilds the whole model, as ``python -m src.generate`` does.
         """
         self.trainer.callbacks[:] = [cb for cb in self.trainer.callbacks if cb is not None]
+        if isinstance(getattr(self.model, "generator", None), torch.nn.Module):
+            check_batch_norm_batch_size(self.model.generator, getattr(self.datamodule, "batch_size", None))
         # Atomic checkpoint writes: a kill cannot truncate a checkpoint.
         if type(self.trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             self.trainer.strategy.checkpoint_io = AtomicCheckpointIO()

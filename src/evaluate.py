@@ -1,10 +1,12 @@
 """Measure a checkpoint: ``python -m src.evaluate --ckpt PATH [--config FILE] [--num_samples N] [--out FILE.json]``.
 
 Rebuilds the model, datamodule and metric callbacks from the run's ``config.yaml`` (or ``--config``), runs
-Lightning's test loop on the checkpoint, and prints and writes every ``test/...`` metric: FID, IS and KID
-(:class:`~src.evaluation.ImageQuality`), the toy metrics (:class:`~src.evaluation.ToyMetrics`) and the
-critic's Wasserstein estimate on the test split. Any other argument is a CLI override applied after the config,
-e.g. ``--trainer.devices=1`` or ``--quality=src.evaluation.ImageQuality``.
+Lightning's test loop on the checkpoint (with the callbacks' held-out ``test_seed``, as the run's own test of
+``last.ckpt`` and of the best checkpoint), and prints and writes every ``test/...`` metric of the checkpoint it
+is given: FID, IS, KID, precision and recall (:class:`~src.evaluation.ImageQuality`), the toy metrics
+(:class:`~src.evaluation.ToyMetrics`) and the critic's Wasserstein estimate on the test split. Any other
+argument is a CLI override applied after the config, e.g. ``--trainer.devices=1`` or
+``--quality=src.evaluation.ImageQuality``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import yaml
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
 from src.evaluation import ImageQuality, ScheduledEvaluation, ToyMetrics
-from src.utils.run import load_run
+from src.load_run import load_run
+from src.utils.checkpoint import load_checkpoint
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -74,6 +77,7 @@ def evaluate(
     Returns:
         ``{"metrics": {name: float}, "ckpt": ..., "config": ..., "generator_steps": ..., ...}``.
     """
+    load_checkpoint(ckpt, mmap=True)  # fails fast, naming the file, when it is truncated or unsafe
     cli = load_run(ckpt, config, overrides, load_weights=False)
     callbacks = [cb for cb in cli.trainer.callbacks if isinstance(cb, ScheduledEvaluation)]
     if not callbacks:
@@ -90,7 +94,10 @@ def evaluate(
                 callback.test_num_samples = num_samples
         elif isinstance(callback, ToyMetrics) and num_samples is not None:
             callback.num_points = num_samples
-    (results,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, verbose=False)
+    # weights_only: no pickled code runs, whatever TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD says
+    (results,) = cli.trainer.test(
+        cli.model, datamodule=cli.datamodule, ckpt_path=ckpt, verbose=False, weights_only=True
+    )
     samples = {
         type(cb).__name__: (cb.test_num_samples or cb.num_samples)
         if isinstance(cb, ImageQuality)

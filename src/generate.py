@@ -31,17 +31,20 @@ from tqdm import tqdm
 from src.generate_text import checkpoint_vocabulary, write_text
 from src.models import WGANGP
 from src.nets.labels import class_rows, grid_row_length
+from src.utils.checkpoint import load_checkpoint
 
 
 def load_model(ckpt: str | Path, device: str | torch.device = "cpu") -> WGANGP:
     """Rebuild the model of a checkpoint written by ``python -m src.train``, in eval mode on ``device``.
 
     Raises:
+        CheckpointLoadError: When the file is truncated, corrupt or unsafe (it is loaded with ``weights_only=True``).
         ValueError: When the checkpoint does not hold the networks' configuration (it was not written through
             the CLI); then build the networks yourself and call
             ``WGANGP.load_from_checkpoint(path, generator=..., critic=...)``.
     """
-    hparams = torch.load(ckpt, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+    # weights_only=True (no pickled code runs); a truncated or unsafe file fails naming it
+    hparams = load_checkpoint(ckpt, mmap=True).get("hyper_parameters", {})
     if not all(isinstance(hparams.get(net), dict) for net in ("generator", "critic")):
         raise ValueError(
             f"{ckpt} does not record its networks' class_path/init_args (it was not written by "
@@ -143,7 +146,9 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     print(f"{args.ckpt}: generator step {model.generator_steps}, sampling from the {which}")
     vocabulary = checkpoint_vocabulary(args.ckpt)
     if vocabulary is not None:  # a language model: decoded lines, not images (src/generate_text.py)
-        written = write_text(model, vocabulary, out, args.n, args.batch_size, args.interpolate, args.rows, slerp)
+        written = write_text(
+            model, vocabulary, out, args.n, args.batch_size, args.interpolate, args.rows, slerp
+        )
         for name, path in written.items():
             print(f"wrote {name}: {path}")
         return written

@@ -66,7 +66,10 @@ def write_text(
         a, b = model.noise(rows), model.noise(rows)
         path = slerp(a, b, torch.linspace(0, 1, interpolate, device=model.device))  # (R, T, D)
         strip = vocabulary.decode_batch(model.sample(noise=path.reshape(-1, model.latent_dim)))
-        blocks = ["".join(line + "\n" for line in strip[r * interpolate : (r + 1) * interpolate]) for r in range(rows)]
+        blocks = [
+            "".join(line + "\n" for line in strip[r * interpolate : (r + 1) * interpolate])
+            for r in range(rows)
+        ]
         written["interpolation"] = out / "interpolation.txt"
         written["interpolation"].write_text("\n".join(blocks), encoding="utf-8")
     for line in lines[:10]:

@@ -66,9 +66,15 @@ def test_mnist_config_trains_and_checkpoints(tmp_path, repo_root):
 def test_cifar10_config_runs_the_paper_schedule(tmp_path, monkeypatch, in_repo):
     skip_md5(monkeypatch)
     write_cifar10(tmp_path / "data", n_per_batch=8, n_test=16)
-    main(_args("cifar10", tmp_path / "data", tmp_path))
+    main(_args("cifar10", tmp_path / "data", tmp_path, "--data.global_batch_size=8"))  # the config's is 64
     ckpt = _checkpoint(tmp_path, "cifar10")
     assert ckpt["hyper_parameters"]["generator"]["class_path"] == "src.nets.ResNetGenerator"
+    # The paper's options (README "The paper's recipes"): tflib's init, a generator batch of 2x the critic's,
+    # samples with batch statistics, dequantised training images, a global batch split across the devices.
+    assert ckpt["hyper_parameters"]["generator"]["init_args"]["init"] == "paper"
+    assert ckpt["hyper_parameters"]["generator_batch_multiple"] == 2
+    assert ckpt["hyper_parameters"]["sample_bn"] == "batch"
+    assert ckpt["datamodule_hyper_parameters"]["dequantize"] is True
     # LinearLR stepped once per generator step: lr = 2e-4 * (1 - 2 / 100000) for both networks.
     for scheduler in ckpt["lr_schedulers"]:
         assert scheduler["last_epoch"] == 2

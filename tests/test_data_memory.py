@@ -151,3 +151,22 @@ def test_tensor_batches_give_every_rank_the_same_number_of_training_steps():
     assert sorted(torch.cat([y for b in evaluation for _, y in b]).tolist()) == list(
         range(90)
     )  # nothing dropped
+
+
+@pytest.mark.parametrize("n", [162, 3, 1])
+def test_an_evaluation_split_smaller_than_one_batch_per_rank_gives_every_rank_a_batch(n: int):
+    # The digits' val split (162 images) at batch 64 makes 3 batches: 4 ranks need 4 (issue 14, item 1).
+    images, labels = torch.zeros(n, 1, 2, 2), torch.arange(n)
+    ranks = [
+        TensorBatches(images, labels, 64, shuffle=False, drop_last=False, rank=r, world_size=4)
+        for r in range(4)
+    ]
+    per_rank = -(-n // 4)
+    assert [len(b) for b in ranks] == [1, 1, 1, 1]
+    shards = [torch.cat([y for _, y in b]) for b in ranks]
+    assert [len(s) for s in shards] == [per_rank] * 4  # padded as DistributedSampler pads
+    assert set(torch.cat(shards).tolist()) == set(range(n))  # every image is seen
+    expected = list(torch.utils.data.DistributedSampler(range(n), num_replicas=4, rank=2, shuffle=False))
+    assert shards[2].tolist() == expected
+    single = TensorBatches(images, labels, 64, shuffle=False, drop_last=False)
+    assert torch.cat([y for _, y in single]).tolist() == list(range(n))  # one process: unchanged

@@ -165,3 +165,25 @@ def test_two_process_cli_run_resumes_from_last(cli_run: Path) -> None:
     proc = run_cli([*args, "--ckpt_path", "last"], timeout=300)
     assert f"Restored all states from the checkpoint at {last}" in proc.stdout + proc.stderr
     assert torch.load(last, weights_only=True)["wgan_gp"]["generator_steps"] == 4
+
+
+def test_the_designs_four_device_command_runs_on_the_default_config(tmp_path: Path) -> None:
+    """`python -m src.train --trainer.devices=4` (issue 14, item 1): the digits val split (162 images) at batch
+    64 makes 3 batches for 4 ranks; every rank must still get one, and the run must write its outputs once."""
+    proc = run_cli(
+        [
+            "--trainer.devices=4",
+            "--trainer.accelerator=cpu",
+            "--model.max_generator_steps=2",
+            "--trainer.enable_progress_bar=false",
+            f"--trainer.logger.init_args.save_dir={tmp_path}",
+        ],
+        timeout=600,
+    )
+    assert "Starting with 4 processes" in proc.stdout + proc.stderr
+    assert [p.name for p in (tmp_path / "digits").iterdir()] == ["version_0"]  # one run directory
+    run = tmp_path / "digits" / "version_0"
+    assert (run / "config.yaml").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    header, *rows = (run / "metrics.csv").read_text().splitlines()
+    assert header.startswith("epoch,step") and "epoch,step" not in "".join(rows)  # one writer, one header
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["wgan_gp"]["generator_steps"] == 2

@@ -12,8 +12,8 @@ import pytest
 
 from src.cli import build_cli
 from src.evaluate import main as evaluate_main
+from src.load_run import find_run_config, load_run
 from src.train import main
-from src.utils.run import find_run_config, load_run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,12 +32,23 @@ def short_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_dir / "digits" / "version_0"
 
 
+def test_the_run_tests_last_ckpt_as_test_and_the_best_as_test_best(short_run: Path) -> None:
+    rows = list(csv.DictReader(open(short_run / "metrics.csv")))
+    for prefix in ("test", "test_best"):
+        for name in ("fid", "is", "is_std", "kid", "precision", "recall", "wasserstein"):
+            assert any(row.get(f"{prefix}/{name}") for row in rows), f"{prefix}/{name}"
+    # Held out: the test noise is not the validation noise, so the numbers differ even where the weights agree.
+    val_fid = next(float(r["val/fid"]) for r in rows if r.get("val/fid"))
+    assert next(float(r["test_best/fid"]) for r in rows if r.get("test_best/fid")) != val_fid
+
+
+@pytest.mark.parametrize(("checkpoint", "prefix"), [("best-fid-*.ckpt", "test_best"), ("last.ckpt", "test")])
 def test_evaluate_reproduces_the_runs_test_metrics(
-    short_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    short_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture, checkpoint: str, prefix: str
 ) -> None:
-    best = next((short_run / "checkpoints").glob("best-fid-*.ckpt"))
+    ckpt = next((short_run / "checkpoints").glob(checkpoint))
     out = tmp_path / "metrics.json"
-    report = evaluate_main(["--ckpt", str(best), "--out", str(out)])
+    report = evaluate_main(["--ckpt", str(ckpt), "--out", str(out)])
     printed = capsys.readouterr().out
     assert "test/fid" in printed and str(out) in printed  # printed as well as written
     assert json.loads(out.read_text()) == report
@@ -46,11 +57,13 @@ def test_evaluate_reproduces_the_runs_test_metrics(
     metrics = report["metrics"]
     for key in ("test/fid", "test/is", "test/is_std", "test/kid", "test/kid_std", "test/classes_covered"):
         assert key in metrics, key
-    # The same checkpoint, noise seed, sample count and real reference as the run's own test stage.
+    # The same checkpoint, test noise seed, sample count and real reference as the run's own test stage.
     rows = list(csv.DictReader(open(short_run / "metrics.csv")))
-    logged = next(float(r["test/fid"]) for r in rows if r.get("test/fid"))
-    assert metrics["test/fid"] == pytest.approx(logged, rel=1e-4)
-    # The real features were read from the run's cache, not computed again into a second file.
+    for name in ("fid", "precision", "recall"):
+        logged = next(float(r[f"{prefix}/{name}"]) for r in rows if r.get(f"{prefix}/{name}"))
+        assert metrics[f"test/{name}"] == pytest.approx(logged, rel=1e-4), name
+    # The real features were read from the run's cache, not computed again into another file: all 1455 training
+    # digits make the reference of both validation and test (2000 asked for), so one file serves both.
     assert len(list((short_run.parents[1] / "feature_cache").glob("*.pt"))) == 1
     assert not (REPO_ROOT / "feature_cache").exists() and not (short_run.parent / "version_1").exists()
 

@@ -236,25 +236,30 @@ def test_mismatch_is_detected_in_process(tmp_path: Path) -> None:
         trainer(tmp_path).fit(other, toy_data(2), ckpt_path=tmp_path / "a.ckpt", weights_only=True)
 
 
-def _fake_run(root: Path, version: str, age: float) -> Path:
+def _fake_run(root: Path, version: str, age: float, config: str) -> Path:
+    """A run directory with a last.ckpt (holding no run config) and the config.yaml that ``--ckpt_path last``
+    compares instead."""
     ckpt = root / version / "checkpoints" / "last.ckpt"
     ckpt.parent.mkdir(parents=True)
-    ckpt.write_bytes(b"")
+    torch.save({}, ckpt)
+    (root / version / "config.yaml").write_text(config)
     stamp = time.time() - age
     os.utime(ckpt, (stamp, stamp))
     return ckpt
 
 
 def test_ckpt_path_last_finds_the_newest_run_and_logs_into_it(tmp_path: Path) -> None:
-    _fake_run(tmp_path / "toy", "version_0", age=100)
-    newest = _fake_run(tmp_path / "toy", "version_2", age=10)
-    _fake_run(tmp_path / "toy", "version_1", age=50)
+    started = build_cli(_toy(tmp_path))  # what these runs wrote to their config.yaml
+    config = started.parser.dump(started.config, skip_none=False)
+    _fake_run(tmp_path / "toy", "version_0", age=100, config=config)
+    newest = _fake_run(tmp_path / "toy", "version_2", age=10, config=config)
+    _fake_run(tmp_path / "toy", "version_1", age=50, config=config)
     cli = build_cli([*_toy(tmp_path), "--ckpt_path", "last"])
     assert cli.config.ckpt_path == str(newest)
     assert isinstance(cli.trainer.logger, ResumableCSVLogger) and cli.trainer.logger.version == 2
     assert Path(cli.trainer.logger.log_dir) == tmp_path / "toy" / "version_2"
 
-    explicit = _fake_run(tmp_path / "elsewhere", "x", age=0)
+    explicit = _fake_run(tmp_path / "elsewhere", "x", age=0, config=config)
     cli = build_cli([*_toy(tmp_path), "--ckpt_path", "last", f"--checkpoint.dirpath={explicit.parent}"])
     assert cli.config.ckpt_path == str(explicit)
 

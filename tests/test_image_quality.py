@@ -18,7 +18,6 @@ from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
 from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
-import src.evaluation.real_images as real_images
 from src.data import DigitsDataModule, Toy2DDataModule
 from src.data.transforms import to_signed_unit
 from src.evaluation import ImageQuality
@@ -219,10 +218,10 @@ def test_real_features_are_cached_and_reused(tmp_path: Path, monkeypatch: pytest
     assert first.cache_path is not None and first.cache_path.is_file()
     assert first.cache_path.parent == tmp_path and "digits" in first.cache_path.name
 
-    def no_real_images(*args, **kwargs):
+    def no_real_features(*args, **kwargs):
         raise AssertionError("real features were recomputed instead of read from the cache")
 
-    monkeypatch.setattr(real_images, "real_batches", no_real_images)
+    monkeypatch.setattr(ImageQuality, "real_features", no_real_features)
     second = make()
     trainer2 = quiet_trainer(tmp_path, [second])
     trainer2.validate(model, datamodule=DigitsDataModule(), verbose=False)

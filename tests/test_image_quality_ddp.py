@@ -1,4 +1,4 @@
-"""ImageQuality under DDP: two CPU processes (gloo) log the same FID, KID, IS as one process on the same images."""
+"""ImageQuality under DDP: two CPU processes (gloo) log the same FID, KID, IS, precision and recall as one process."""
 
 from __future__ import annotations
 
@@ -33,10 +33,10 @@ def test_two_processes_log_what_one_process_logs(tmp_path: Path) -> None:
     # Every rank holds the synced values (ModelCheckpoint decides the same on all ranks).
     assert two[0]["metrics"] == two[1]["metrics"]
     single, ddp = one["metrics"], two[0]["metrics"]
-    assert (
-        single["val/is"] > 5 and single["val/classes_covered"] == 10
-    )  # diverse digits, not a degenerate case
-    for key in ("val/fid", "val/kid", "val/is", "val/is_std"):
+    # diverse digits, not a degenerate case
+    assert single["val/is"] > 5 and single["val/classes_covered"] == 10
+    assert 0 < single["val/precision"] <= 1 and 0 < single["val/recall"] <= 1
+    for key in ("val/fid", "val/kid", "val/is", "val/is_std", "val/precision", "val/recall"):
         assert ddp[key] == pytest.approx(single[key], rel=1e-4), key
     assert ddp["val/kid_std"] == pytest.approx(single["val/kid_std"], abs=1e-3)  # rounding noise: same set
     assert ddp["val/classes_covered"] == single["val/classes_covered"]

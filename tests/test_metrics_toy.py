@@ -104,3 +104,19 @@ def test_mode_coverage_25gaussians():
     res = mode_coverage(noise, centers, std)
     assert res["modes_covered"] <= 2
     assert res["high_quality_fraction"] < 0.1
+
+
+def test_mode_coverage_threshold_scales_with_the_sample_count():
+    from src.data.toy import sample_toy
+
+    centers, std = toy_mode_centers("25gaussians"), toy_mode_std("25gaussians")
+    # A perfect generator with 500 points puts about 20 in each mode: the fixed 20 of 2,500 missed about half of
+    # them; 0.8% of 500 (4 points) counts all 25 in every run.
+    for seed in range(20):
+        perfect = sample_toy("25gaussians", 500, torch.Generator().manual_seed(seed))
+        cover = mode_coverage(perfect, centers, std)
+        assert cover["min_count"] == pytest.approx(4.0)
+        assert cover["modes_covered"] == 25, seed
+    assert mode_coverage(perfect, centers, std, min_count=20)["modes_covered"] < 25  # the old fixed rule
+    many = sample_toy("25gaussians", 2500, torch.Generator().manual_seed(0))
+    assert mode_coverage(many, centers, std)["min_count"] == pytest.approx(20.0)  # PacGAN's own setting

@@ -62,6 +62,20 @@ def test_penalty_configs_select_their_regularizer(
         assert getattr(reg, name) == value
 
 
+@pytest.mark.parametrize("config", ["penalties/r1", "penalties/r2", "penalties/dragan"])
+def test_local_penalty_configs_use_the_non_saturating_loss(tmp_path: Path, config: str) -> None:
+    assert _build(tmp_path, "--config", f"configs/{config}.yaml").model.loss == "non_saturating"
+
+
+@pytest.mark.parametrize("base", [[], [*TOY], ["--config", "configs/cifar10.yaml"]])
+def test_spectral_config_normalises_the_critic_with_the_hinge_loss(tmp_path: Path, base: list[str]) -> None:
+    from src.nets.spectral import is_spectrally_normalized
+
+    cli = _build(tmp_path, *base, "--config", "configs/penalties/spectral.yaml")
+    assert _regularizers(cli) == [] and cli.model.loss == "hinge"
+    assert is_spectrally_normalized(cli.model.critic)
+
+
 def test_drift_is_added_next_to_the_penalty(tmp_path: Path) -> None:
     cli = _build(tmp_path, "--config", "configs/penalties/drift.yaml")
     assert {type(r) for r in _regularizers(cli)} == {GradientPenalty, DriftPenalty}
@@ -135,6 +149,7 @@ def test_ema_config(tmp_path: Path) -> None:
         [*TOY, "--config", "configs/penalties/one_sided.yaml", *TOY_TINY],
         [*TOY, "--config", "configs/penalties/dragan.yaml", *TOY_TINY],
         [*TOY, "--config", "configs/penalties/r1.yaml", "--config", "configs/optim/sgd.yaml", *TOY_TINY],
+        ["--config", "configs/penalties/spectral.yaml"],
         [
             *TOY,
             "--config",
@@ -153,6 +168,7 @@ def test_ema_config(tmp_path: Path) -> None:
         "one_sided",
         "dragan",
         "r1+sgd",
+        "spectral",
         "linf+rmsprop",
         "toy_cgd",
     ],  # fmt: skip

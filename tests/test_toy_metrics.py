@@ -129,3 +129,50 @@ def test_toy_config_logs_the_metrics_and_keeps_the_best_w1_checkpoint(tmp_path: 
         assert any(row.get(key) not in (None, "") for row in rows), key
     assert list((run / "checkpoints").glob("best-w1-*.ckpt"))
     assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
+class RecordingPoints(Points):
+    """Points that record the noise they were asked for, at validation and at test time."""
+
+    def __init__(self, points: torch.Tensor) -> None:
+        super().__init__(points)
+        self.noise: list[torch.Tensor] = []
+
+    def sample(self, noise: torch.Tensor) -> torch.Tensor:
+        self.noise.append(noise.cpu())
+        return super().sample(noise)
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        return None
+
+
+def test_the_test_stage_uses_other_noise_and_other_real_points(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawn: list[torch.Tensor] = []
+
+    def recording_sample_toy(*args, **kwargs):
+        drawn.append(sample_toy(*args, **kwargs))
+        return drawn[-1]
+
+    monkeypatch.setattr(toy_metrics, "sample_toy", recording_sample_toy)
+    model = RecordingPoints(sample_toy("25gaussians", 300, torch.Generator().manual_seed(5)))
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=1,
+        limit_test_batches=1,
+        default_root_dir=tmp_path,
+        callbacks=[ToyMetrics(num_points=300)],
+    )
+    data = Toy2DDataModule(val_batches=1)
+    trainer.validate(model, datamodule=data, verbose=False)
+    trainer.test(model, datamodule=data, verbose=False)
+    val_noise, test_noise = model.noise
+    val_real, _floor, test_real = drawn
+    assert not torch.allclose(val_noise, test_noise)  # before: the same seed at every stage
+    assert not torch.allclose(val_real, test_real)
+    assert "test/w1" in trainer.callback_metrics

@@ -35,8 +35,9 @@ class SampleGrid(Callback):
         self, every_n_epochs: int = 1, nrow: int = 8, num_points: int = 1000, dirpath: str | None = None
     ) -> None:
         super().__init__()
-        if every_n_epochs < 1:
-            raise ValueError(f"SampleGrid every_n_epochs must be >= 1, got {every_n_epochs}")
+        for name, value in (("every_n_epochs", every_n_epochs), ("nrow", nrow), ("num_points", num_points)):
+            if value < 1:
+                raise ValueError(f"SampleGrid {name} must be >= 1, got {name}={value}")
         self.every_n_epochs = every_n_epochs
         self.nrow = nrow
         self.num_points = num_points

@@ -21,9 +21,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.transforms import v2
 
 from src.data.errors import DatasetNotFoundError
+from src.data.global_batch import log_global_batch, per_device_batch_size
 from src.data.memory import TensorBatches
 from src.data.splits import FALLBACK, SPLITS, holdout
-from src.data.transforms import BatchTransform, ImageSplit, to_signed_unit
+from src.data.transforms import BatchTransform, ImageSplit, dequantize, to_signed_unit
 
 
 def available_cpus() -> int:
@@ -46,6 +47,8 @@ class ImageDataModule(pl.LightningDataModule, ABC):
     Args:
         data_dir: Root folder of the data.
         batch_size: Images per batch, per device (the global batch is ``batch_size * devices``).
+        global_batch_size: Images per batch over all devices, split across them (it must divide evenly);
+            replaces ``batch_size`` when set. The run prints the global batch it uses.
         val_fraction: Share of the training images held out for validation (seeded by ``seed``).
         seed: Seed of the held-out splits and of the in-memory shuffling.
         flip: Random horizontal flips of training images.
@@ -54,6 +57,9 @@ class ImageDataModule(pl.LightningDataModule, ABC):
         num_workers: DataLoader workers; ``None``: 0 on the CPU, else ``min(8, cores per device - 1)``.
         pin_memory: Pinned host memory for faster copies; ``None``: on when training on a CUDA device.
         persistent_workers: Keep workers alive between epochs; ``None``: on when there are workers.
+        dequantize: Training images become ``2·(x/256 - 0.5) + U[0, 1/128)`` instead of ``x/127.5 - 1``, as the
+            paper's CIFAR-10 code (:func:`~src.data.transforms.dequantize`); validation, test and the metrics'
+            reference images are never dequantised.
     """
 
     num_classes: int = 0
@@ -70,6 +76,8 @@ class ImageDataModule(pl.LightningDataModule, ABC):
         num_workers: int | None = None,
         pin_memory: bool | None = None,
         persistent_workers: bool | None = None,
+        global_batch_size: int | None = None,
+        dequantize: bool = False,
     ) -> None:
         super().__init__()
         # Collects the arguments of this constructor and of the subclass constructors that called it.
@@ -89,7 +97,9 @@ class ImageDataModule(pl.LightningDataModule, ABC):
             )
         self.data_dir = Path(data_dir).expanduser()
         self.batch_size, self.val_fraction, self.seed = batch_size, val_fraction, seed
-        self.flip, self.in_memory = flip, in_memory
+        self.flip, self.in_memory, self.dequantize = flip, in_memory, dequantize
+        self.global_batch_size, self._batch_world, self._batch_size = global_batch_size, 0, batch_size
+        per_device_batch_size(batch_size, global_batch_size, 1)  # fails early on a global batch < 1
         self.num_workers, self.pin_memory, self.persistent_workers = (
             num_workers,
             pin_memory,
@@ -134,7 +144,8 @@ class ImageDataModule(pl.LightningDataModule, ABC):
 
     def image_transform(self, train: bool) -> v2.Compose:
         """PIL image -> float tensor (C, H, W) in [-1, 1]: geometry, then (for training) random flips."""
-        steps = [*self.geometry(), v2.PILToTensor(), to_signed_unit]
+        to_float = dequantize if train and self.dequantize else to_signed_unit
+        steps = [*self.geometry(), v2.PILToTensor(), to_float]
         if train and self.flip:
             steps.append(v2.RandomHorizontalFlip())
         return v2.Compose(steps)
@@ -165,6 +176,11 @@ class ImageDataModule(pl.LightningDataModule, ABC):
     # ----------------------------------------------------------------------------------------- setup
     def setup(self, stage: str | None = None) -> None:
         """Load the splits (once); in the in-memory mode, decode every image into one uint8 tensor per split."""
+        _, world = self._world()
+        if world != self._batch_world:  # split data.global_batch_size across the devices, and say so
+            self.batch_size = per_device_batch_size(self._batch_size, self.global_batch_size, world)
+            log_global_batch(self.dataset_name, self.batch_size, world)
+            self._batch_world = world
         if self.datasets:
             return
         raw = self.load_splits()
@@ -176,7 +192,6 @@ class ImageDataModule(pl.LightningDataModule, ABC):
             raise DatasetNotFoundError(
                 f"{self.dataset_name}: the training split under {self.data_dir} is empty; nothing to train on."
             )
-        _, world = self._world()
         if num_train < self.batch_size * world:
             raise ValueError(
                 f"data.batch_size={self.batch_size} (per device, {world} device(s)) is larger than the "
@@ -210,9 +225,9 @@ class ImageDataModule(pl.LightningDataModule, ABC):
         Args:
             split: ``train``, ``val`` or ``test``; an empty ``val`` or ``test`` split falls back as its loader
                 does (e.g. ``val`` -> ``test`` -> ``train``).
-            n: How many images: a random subset (seeded by ``seed``) of ``min(n, len(split))`` images, in the
-                order of that permutation, so ``images.tensor_split(world_size)[rank]`` gives each rank a
-                disjoint share; ``None``: the whole split, in its order.
+            n: How many images: a random subset (seeded by ``seed``) of ``n`` images, in the order of that
+                permutation, so ``images.tensor_split(world_size)[rank]`` gives each rank a disjoint share;
+                ``None`` or at least ``len(split)``: the whole split, in its order (the same for any seed).
             seed: Seed of the subset.
 
         Returns:
@@ -225,7 +240,7 @@ class ImageDataModule(pl.LightningDataModule, ABC):
         self.setup("test" if split == "test" else "fit")
         split = self._split_for(split)
         available = len(self.datasets[split])
-        if n is None:
+        if n is None or n >= available:  # the whole split, in its order, whatever the seed
             idx = torch.arange(available)
         else:
             idx = torch.randperm(available, generator=torch.Generator().manual_seed(seed))[:n]  # (N,)
@@ -252,7 +267,7 @@ class ImageDataModule(pl.LightningDataModule, ABC):
                 seed=self.seed,
                 rank=rank,
                 world_size=world,
-                transform=BatchTransform(flip=train and self.flip),
+                transform=BatchTransform(flip=train and self.flip, dequantize=train and self.dequantize),
             ).to(self._device())
         workers = self.resolved_num_workers()
         persistent = self.persistent_workers if self.persistent_workers is not None else workers > 0

@@ -15,6 +15,7 @@ from torchvision.transforms import v2
 
 from src.data.base import ImageDataModule
 from src.data.errors import DatasetNotFoundError
+from src.data.image_modes import to_8bit
 
 SHOWN_BAD_FILES = 10  # how many unreadable files a warning names before summarising the rest
 
@@ -50,6 +51,9 @@ def drop_unreadable(paths: Sequence[Path], where: Path) -> list[Path]:
 class ImageFiles(Dataset):
     """``(PIL image, label)`` from a list of files; a file that fails to decode is skipped with a warning.
 
+    16-bit and float images (PIL modes ``I;16``, ``I``, ``F``) are scaled to 8 bits by
+    :func:`~src.data.image_modes.to_8bit`; PIL's own conversion would clip them to white or black.
+
     Files are checked up front (:func:`drop_unreadable`), but a file can still fail to decode (e.g. a truncated
     JPEG passes ``verify()``). Such a file is replaced by the next readable one, with a warning naming it, so an
     epoch never crashes halfway.
@@ -64,6 +68,7 @@ class ImageFiles(Dataset):
             raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
         self.paths, self.labels = list(paths), list(labels)
         self._bad: set[int] = set()
+        self._stretched: set[str] = set()  # modes already warned about
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -76,7 +81,8 @@ class ImageFiles(Dataset):
             try:
                 with Image.open(self.paths[i]) as image:
                     image.load()
-                    return image.copy(), self.labels[i]
+                    mode = image.mode
+                    converted, note = to_8bit(image.copy())  # 16-bit and float images, scaled
             except Exception as error:  # see unreadable()
                 self._bad.add(i)
                 warnings.warn(
@@ -84,6 +90,11 @@ class ImageFiles(Dataset):
                     f"using the next image instead",
                     stacklevel=2,
                 )
+                continue
+            if note is not None and mode not in self._stretched:
+                self._stretched.add(mode)
+                warnings.warn(f"Image {self.paths[i]} (and others of its mode) has {note}", stacklevel=2)
+            return converted, self.labels[i]
         raise RuntimeError(f"none of the {len(self.paths)} image files could be read")
 
 

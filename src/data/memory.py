@@ -11,10 +11,14 @@ from torch import Tensor
 class TensorBatches:
     """Iterates shuffled ``(images, labels)`` batches sliced from tensors, with no DataLoader workers.
 
-    Each DDP rank takes every ``world_size``-th batch of one shared permutation, so ranks see disjoint data.
-    With ``drop_last`` (training), incomplete batches and the batches of an incomplete round over the ranks are
-    dropped, so every rank takes the same number of steps. The tensors may be stored compactly (e.g. uint8)
-    and turned into training batches by ``transform`` (e.g. to float in [-1, 1], random flips) on the device.
+    With ``drop_last`` (training), each DDP rank takes every ``world_size``-th batch of one shared permutation,
+    so ranks see disjoint data; incomplete batches and the batches of an incomplete round over the ranks are
+    dropped, so every rank takes the same number of steps. Without it (validation, test), the permutation is
+    padded by repeating its start to a multiple of ``world_size`` and each rank takes every ``world_size``-th
+    image, as ``DistributedSampler`` does: every rank gets ``ceil(N / world_size)`` images, so a split smaller
+    than ``batch_size * world_size`` still gives every rank a batch (a few images count twice). The tensors may
+    be stored compactly (e.g. uint8) and turned into training batches by ``transform`` (e.g. to float in
+    [-1, 1], random flips) on the device.
 
     Args:
         images: All images (N, C, H, W).
@@ -54,15 +58,25 @@ class TensorBatches:
         return self
 
     def _num_global_batches(self) -> int:
-        n = len(self.images)
-        if not self.drop_last:
-            return -(-n // self.batch_size)
         # Whole rounds only: every rank gets the same number of batches, so DDP steps stay in lockstep.
-        full = n // self.batch_size
+        full = len(self.images) // self.batch_size
         return full - full % self.world_size
 
+    def _per_rank(self) -> int:
+        """Images per rank without ``drop_last``: ``ceil(N / world_size)``, as ``DistributedSampler`` pads."""
+        return -(-len(self.images) // self.world_size)
+
     def __len__(self) -> int:
+        if not self.drop_last:
+            return -(-self._per_rank() // self.batch_size)
         return len(range(self.rank, self._num_global_batches(), self.world_size))
+
+    def _rank_indices(self, order: Tensor) -> Tensor:
+        """This rank's share (n,) of ``order`` (N,) without ``drop_last``: padded, then every world_size-th."""
+        total = self._per_rank() * self.world_size
+        if total > len(order):  # repeat the start, as often as needed (DistributedSampler's padding)
+            order = order.repeat(-(-total // len(order)))[:total]
+        return order[self.rank : total : self.world_size]
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         n = len(self.images)
@@ -72,8 +86,15 @@ class TensorBatches:
         else:
             order = torch.arange(n, device=self.images.device)
         self.epoch += 1
-        for b in range(self.rank, self._num_global_batches(), self.world_size):
-            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+        if self.drop_last:
+            starts = [
+                b * self.batch_size for b in range(self.rank, self._num_global_batches(), self.world_size)
+            ]
+        else:
+            order = self._rank_indices(order) if len(order) else order
+            starts = list(range(0, len(order), self.batch_size))
+        for start in starts:
+            idx = order[start : start + self.batch_size]
             images = self.images[idx]  # (B, C, H, W)
             yield (self.transform(images) if self.transform is not None else images), self.labels[idx]
 

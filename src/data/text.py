@@ -26,26 +26,29 @@ class OneHotCollate:
         self.vocab_size = vocab_size
 
     def __call__(self, rows: list[tuple[Tensor]]) -> Tensor:
+        """Rows of ``(indices (L,),)`` -> one-hot (B, vocab, L)."""
         indices = torch.stack([row[0] for row in rows]).long()  # (B, L)
         return one_hot(indices, self.vocab_size)  # (B, V, L)
 
 
-def text_files(path: Path) -> list[Path]:
-    """The file at ``path``, or the ``.txt`` files under the folder ``path`` (recursively, sorted)."""
+def text_files(path: Path, pattern: str = "*.txt") -> list[Path]:
+    """The file at ``path``, or the files matching ``pattern`` under the folder ``path`` (recursively, sorted)."""
     if not path.exists():
         raise DatasetNotFoundError(
             f"data.path={str(path)!r} does not exist; point it at a UTF-8 text file or a folder of .txt files"
         )
     if path.is_file():
         return [path]
-    files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+    files = sorted(p for p in path.rglob(pattern) if p.is_file())
     if not files:
-        raise DatasetNotFoundError(f"data.path={str(path)!r} is a folder without .txt files")
+        raise DatasetNotFoundError(
+            f"data.path={str(path)!r} is a folder without files matching data.pattern={pattern!r}"
+        )
     return files
 
 
 def read_lines(file: Path) -> list[str]:
-    """The lines of a UTF-8 file (a byte-order mark and ``\\r\\n`` endings are accepted).
+    """The lines of a UTF-8 file (a byte-order mark and Windows line endings are accepted).
 
     Raises:
         ValueError: When the file holds NUL bytes or is not valid UTF-8; the message names ``data.path``.
@@ -56,7 +59,9 @@ def read_lines(file: Path) -> list[str]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise ValueError(f"data.path: {file} is not UTF-8 text (invalid byte at offset {error.start})") from None
+        raise ValueError(
+            f"data.path: {file} is not UTF-8 text (invalid byte at offset {error.start})"
+        ) from None
     return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
 
 
@@ -72,7 +77,8 @@ class TextDataModule(pl.LightningDataModule):
     ``python -m src.generate`` decodes samples without the data.
 
     Args:
-        path: A UTF-8 text file, or a folder whose ``.txt`` files (recursively) are read in sorted order.
+        path: A UTF-8 text file, or a folder whose files matching ``pattern`` (recursively) are read in sorted
+            order.
         seq_len: Characters per sequence (32 in the paper).
         max_vocab: Vocabulary size, the unknown symbol included (2048 in the released code).
         batch_size: Sequences per batch, per device (64 in the paper). Incomplete batches are dropped.
@@ -83,6 +89,7 @@ class TextDataModule(pl.LightningDataModule):
         truncate: Cut longer lines to ``seq_len`` instead of dropping them.
         seed: Seed of the validation split.
         num_workers: DataLoader workers.
+        pattern: Which files of a folder are read (``news.en-*`` for the Billion Word corpus).
     """
 
     num_classes = 0
@@ -99,9 +106,14 @@ class TextDataModule(pl.LightningDataModule):
         truncate: bool = False,
         seed: int = 0,
         num_workers: int = 0,
+        pattern: str = "*.txt",
     ) -> None:
         super().__init__()
-        for option, value, low in (("seq_len", seq_len, 1), ("max_vocab", max_vocab, 2), ("batch_size", batch_size, 1)):
+        for option, value, low in (
+            ("seq_len", seq_len, 1),
+            ("max_vocab", max_vocab, 2),
+            ("batch_size", batch_size, 1),
+        ):
             if value < low:
                 raise ValueError(f"data.{option} must be >= {low}, got {option}={value}")
         if not 0 <= val_fraction < 1:
@@ -113,7 +125,8 @@ class TextDataModule(pl.LightningDataModule):
             raise ValueError("data.path is required: a UTF-8 text file or a folder of .txt files")
         self.save_hyperparameters()
         self.path = Path(path).expanduser()
-        self.files = text_files(self.path)  # fails early, before any model is built, on a missing path
+        # A missing path fails here, before any network is built; the text itself is read on first use.
+        self.files = text_files(self.path, pattern)
         self.seq_len, self.max_vocab, self.batch_size = seq_len, max_vocab, batch_size
         self.val_fraction, self.max_val_lines, self.max_lines = val_fraction, max_val_lines, max_lines
         self.truncate, self.seed, self.num_workers = truncate, seed, num_workers
@@ -179,13 +192,15 @@ class TextDataModule(pl.LightningDataModule):
 
     def lines(self, split: str) -> Tensor:
         """Indices (N, seq_len) int64 of the ``train`` or ``val`` lines; an empty ``val`` falls back to ``train``."""
+        return self._rows(split).long()
+
+    def _rows(self, split: str) -> Tensor:
+        """The stored indices (N, seq_len), int16 unless the vocabulary is larger."""
         self._load()
         if split not in self._splits:
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
         rows = self._splits[split]
-        if split == "val" and len(rows) == 0:
-            rows = self._splits["train"]
-        return rows.long()
+        return self._splits["train"] if split == "val" and len(rows) == 0 else rows
 
     # ------------------------------------------------------------------------------------------- loaders
     def setup(self, stage: str) -> None:
@@ -194,7 +209,7 @@ class TextDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(
-            TensorDataset(self.lines(split)),
+            TensorDataset(self._rows(split)),  # compact indices; the collate makes them one-hot
             batch_size=self.batch_size,
             shuffle=shuffle,
             drop_last=shuffle,

@@ -11,6 +11,8 @@ from sklearn.datasets import make_swiss_roll
 from torch import Tensor
 from torch.utils.data import IterableDataset
 
+from src.data.global_batch import log_global_batch, per_device_batch_size
+
 TOY_DATASETS = ("8gaussians", "25gaussians", "swissroll")
 
 # Gaussian mixtures: name -> (noise std before rescaling, divisor applied to the whole dataset), as gan_toy.py of
@@ -102,6 +104,8 @@ class Toy2DDataModule(pl.LightningDataModule):
         batches_per_epoch: Length of an epoch in batches.
         val_batches: Batches of fresh points for validation and test.
         seed: Seed of the data stream; each DDP rank adds its rank so ranks see different points.
+        global_batch_size: Points per batch over all devices, split across them; replaces ``batch_size`` when
+            set (:mod:`src.data.global_batch`).
     """
 
     data_shape = (2,)
@@ -114,6 +118,7 @@ class Toy2DDataModule(pl.LightningDataModule):
         batches_per_epoch: int = 500,
         val_batches: int = 4,
         seed: int = 0,
+        global_batch_size: int | None = None,
     ) -> None:
         super().__init__()
         if dataset not in TOY_DATASETS:
@@ -123,13 +128,24 @@ class Toy2DDataModule(pl.LightningDataModule):
         for option, value in (("batch_size", batch_size), ("batches_per_epoch", batches_per_epoch)):
             if value < 1:
                 raise ValueError(f"data.{option} must be >= 1, got {option}={value}")
+        if val_batches < 0:
+            raise ValueError(f"data.val_batches must be >= 0, got val_batches={val_batches}")
         self.save_hyperparameters()
         self.dataset = dataset
         self.batch_size = batch_size
         self.batches_per_epoch = batches_per_epoch
         self.val_batches = val_batches
         self.seed = seed
+        self.global_batch_size = global_batch_size
+        per_device_batch_size(batch_size, global_batch_size, 1)  # fails early on a global batch < 1
         self._train: ToyStream | None = None
+
+    def setup(self, stage: str) -> None:
+        """Split ``global_batch_size`` (when set) across the devices; print the global batch when fitting."""
+        world = self.trainer.world_size if self.trainer is not None else 1
+        self.batch_size = per_device_batch_size(self.hparams.batch_size, self.global_batch_size, world)
+        if stage == "fit":
+            log_global_batch(self.dataset, self.batch_size, world)
 
     def sample(self, n: int) -> Tensor:
         """``n`` fresh real points (n, 2), for plots and metrics."""

@@ -1,4 +1,4 @@
-"""Image transforms of the datamodules: uint8 to [-1, 1], random flips per batch, labelled image datasets."""
+"""Image transforms of the datamodules: uint8 to [-1, 1] (or dequantised), random flips per batch, labelled images."""
 
 from __future__ import annotations
 
@@ -15,6 +15,17 @@ def to_signed_unit(images: Tensor) -> Tensor:
     return images.float().div(127.5).sub(1.0)
 
 
+def dequantize(images: Tensor) -> Tensor:
+    """uint8 images (..., C, H, W) -> float32 ``2·(x/256 - 0.5) + U[0, 1/128)``, as ``gan_cifar_resnet.py``.
+
+    Each pixel value ``x`` becomes a uniform draw from ``[x/128 - 1, (x+1)/128 - 1)``: the 256 bins tile
+    [-1, 1] (the top can round to 1.0 in float32), so the real data has a density instead of 256 atoms. Draws
+    from torch's global RNG on the images' device.
+    """
+    x = images.float().div(128.0).sub(1.0)  # 2 * (x / 256 - 0.5), exact in float32
+    return x + torch.rand_like(x).div(128.0)
+
+
 class BatchTransform:
     """Turns a uint8 batch (B, C, H, W) into float in [-1, 1], flipping each image left-right with p=0.5.
 
@@ -23,14 +34,15 @@ class BatchTransform:
 
     Args:
         flip: Apply random horizontal flips.
+        dequantize: Convert with :func:`dequantize` instead of :func:`to_signed_unit`.
     """
 
-    def __init__(self, flip: bool) -> None:
-        self.flip = flip
+    def __init__(self, flip: bool, dequantize: bool = False) -> None:
+        self.flip, self.dequantize = flip, dequantize
 
     def __call__(self, images: Tensor) -> Tensor:
         """Convert (and maybe flip) a batch (B, C, H, W)."""
-        out = to_signed_unit(images)  # (B, C, H, W)
+        out = dequantize(images) if self.dequantize else to_signed_unit(images)  # (B, C, H, W)
         if self.flip:
             mask = torch.rand(out.shape[0], device=out.device) < 0.5  # (B,)
             out = torch.where(mask[:, None, None, None], out.flip(-1), out)

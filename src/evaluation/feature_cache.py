@@ -1,9 +1,10 @@
 """The disk cache of real-image features: one file per rank, named by everything the features depend on.
 
-The key holds the datamodule's class and hyperparameters, the split, the number of real images, the seed of
-their subset, the feature network (with a hash of its weights) and the rank and world size, so a resumed run,
-``python -m src.evaluate`` or another run on the same data reuses the features, and anything that would
-change them gives another file.
+The key holds a fingerprint of the reference images themselves (a hash of their uint8 pixels, in their order),
+the split and number of real images (for a readable name), the feature network (with a hash of its weights) and
+the rank and world size. So a resumed run, ``python -m src.evaluate`` or another run on the same images reuses
+the features (whatever the datamodule's batch size, loading mode or subset seed that chose them), and any
+edited image gives another file.
 """
 
 from __future__ import annotations
@@ -20,34 +21,27 @@ from torch import Tensor
 
 from src.utils.atomic_io import atomic_save
 
-CACHE_FORMAT = 1  # raise it when the stored features change meaning
+CACHE_FORMAT = 2  # raise it when the stored features change meaning
 
 
-def cache_key(
-    trainer: pl.Trainer, datamodule: Any, split: str, num_real: int, seed: int, features: str
-) -> dict[str, Any]:
+def cache_key(trainer: pl.Trainer, images: str, split: str, num_real: int, features: str) -> dict[str, Any]:
     """Everything the real features of this rank depend on.
 
     Args:
         trainer: The trainer (its global rank and world size).
-        datamodule: The datamodule the real images come from (its class, ``hparams`` and ``data_shape``).
+        images: The fingerprint of all the reference images (:func:`src.evaluation.real_images.fingerprint`).
         split: The split: ``train``, ``val`` or ``test``.
         num_real: Real images over all ranks.
-        seed: Seed of the real-image subset.
         features: The feature network's identity (``FeatureNet.identity``: name and weights hash).
 
     Returns:
-        A JSON-serialisable dict (values that JSON cannot hold are written with ``str``).
+        A JSON-serialisable dict.
     """
-    hparams = dict(getattr(datamodule, "hparams", {}) or {})
     return {
         "format": CACHE_FORMAT,
-        "datamodule": f"{type(datamodule).__module__}.{type(datamodule).__qualname__}",
-        "hparams": {k: hparams[k] for k in sorted(hparams)},
-        "data_shape": list(getattr(datamodule, "data_shape", []) or []),
+        "images": images,
         "split": split,
         "num_real": num_real,
-        "seed": seed,
         "features": features,
         "rank": trainer.global_rank,
         "world_size": trainer.world_size,

@@ -1,8 +1,9 @@
-"""FID, Inception Score and KID of generated images, measured during training and at test time.
+"""FID, Inception Score, KID and precision/recall of generated images, during training and at test time.
 
 The schedule and logging are :class:`~src.evaluation.schedule.ScheduledEvaluation`'s, the metric math
-:class:`~src.evaluation.feature_metrics.FeatureMetrics`' (torchmetrics on precomputed features); the real images
-come from :mod:`src.evaluation.real_images` and their features are cached by :mod:`src.evaluation.feature_cache`.
+:class:`~src.evaluation.feature_metrics.FeatureMetrics`' (torchmetrics and torch-fidelity on precomputed
+features); the real images come from the datamodule (:mod:`src.evaluation.real_images`) and their features are
+cached by :mod:`src.evaluation.feature_cache`.
 """
 
 from __future__ import annotations
@@ -19,43 +20,43 @@ from typing_extensions import override
 from src.evaluation import feature_cache, real_images
 from src.evaluation.feature_metrics import FeatureMetrics
 from src.evaluation.schedule import ScheduledEvaluation
-from src.metrics.digits_classifier import class_coverage
 from src.metrics.image_features import FeatureNet, build_feature_net, to_uint8
 
 
 class ImageQuality(ScheduledEvaluation):
-    """Logs ``{val,test}/fid``, ``/is``, ``/is_std``, ``/kid``, ``/kid_std`` (and class coverage for digits).
+    """Logs ``{val,test}/fid``, ``is``, ``is_std``, ``kid``, ``kid_std``, ``precision``, ``recall`` (+ digits coverage).
 
-    When it runs: see :class:`~src.evaluation.schedule.ScheduledEvaluation`; ``test`` uses ``test_num_samples``.
+    When it runs: see :class:`~src.evaluation.schedule.ScheduledEvaluation`.
 
-    What it measures: ``num_samples`` generated images against ``num_real`` real images of the datamodule's
-    ``real_split``, with torchmetrics' ``FrechetInceptionDistance``, ``InceptionScore`` and
-    ``KernelInceptionDistance``. Each image goes through the feature network (torch-fidelity's Inception-v3 or
-    the offline digits classifier, :mod:`src.metrics.image_features`) once, and its features and logits feed all
-    three metrics. Generated images come from ``pl_module.sample(noise=...)`` (the EMA generator when the model
-    keeps one) with fixed noise (and, for a class-conditional model, uniformly drawn classes) from a generator
-    seeded by ``seed``, independent of the device count and of the training RNG, so successive evaluations
-    differ only through the generator. The real images are a seeded random subset of the split; their features
-    are computed once per run (``reset_real_features=False``) and cached on disk. Images are converted to uint8
-    exactly as a PNG would store them (``round((x + 1) * 127.5)``, clamped), grayscale is replicated to RGB, and
-    Inception resizes to 299 px inside the network with torch-fidelity's TensorFlow-compatible bilinear
-    interpolation (do not resize beforehand).
+    What it measures: ``num_samples`` generated images (``test_num_samples`` at test time) against ``num_real``
+    real images of ``real_split``: torchmetrics' FID and KID; torch-fidelity's Inception Score (its splits, and
+    the population std over them, ``np.std``) and improved precision/recall (Kynkäänniemi et al. 2019, k = 3).
+    Each image goes through the feature network (Inception-v3 or the digits classifier,
+    :mod:`src.metrics.image_features`) once, for every metric. Generated images come from
+    ``pl_module.sample(noise=...)`` (the EMA generator when there is one) with noise (and, when conditional,
+    uniform classes) from a generator seeded by ``seed``, independent of the device count and of the training
+    RNG. The real images are a random subset seeded by ``seed`` (``datamodule.reference_images``: uint8, never
+    augmented); their features are cached on disk under a hash of the images. Generated images become uint8 as
+    a PNG would store them (``round((x + 1) * 127.5)``), grayscale is replicated to RGB, and Inception resizes
+    to 299 px inside the network as torch-fidelity does (do not resize beforehand).
 
-    Under DDP every rank generates ``num_samples / world_size`` images and takes its own share of the real
-    images; torchmetrics gathers the states in ``compute()``, which every rank calls, so every rank logs the
-    same value (and ``ModelCheckpoint`` decides the same on all of them).
+    Held out at test time: ``test`` draws its noise, its real subset and KID's subsets from ``test_seed``, not
+    from the ``seed`` of the validations that chose the best checkpoint (when ``num_real`` covers the whole
+    split, both use all of it).
 
-    Paper-comparable Inception numbers (CIFAR-10: Heusel et al. 2017, Gulrajani et al. 2017) use 50,000
-    generated images against the 50,000 training images: ``num_samples=10000`` (the default) is cheaper but
-    biased upward for FID, so set ``test_num_samples=50000`` and ``num_real=50000`` to report the final number
-    in the standard way (configs/cifar10.yaml does). The Inception Score uses 10 splits as in Salimans et al.
-    2016; KID is unbiased (Bińkowski et al. 2018). FIDs on the ``digits`` features are on another scale than
-    Inception FIDs and only comparable among themselves.
+    Under DDP every rank generates ``num_samples / world_size`` images and features its share of the real ones;
+    torchmetrics gathers the states in ``compute()``, which every rank calls, so all ranks log the same value.
+
+    Paper-comparable Inception numbers (CIFAR-10) use 50,000 generated against the 50,000 training images
+    (``test_num_samples=50000``, ``num_real=50000``, as configs/cifar10.yaml); fewer bias FID upward. IS uses
+    10 splits (Salimans et al. 2016); KID is unbiased (Bińkowski et al. 2018). FIDs on ``digits`` features are
+    only comparable among themselves.
 
     Args:
         fid: Measure the Fréchet Inception Distance (logged as ``fid``).
         inception_score: Measure the Inception Score (``is`` and ``is_std`` over ``is_splits`` splits).
         kid: Measure the Kernel Inception Distance (``kid`` and ``kid_std`` over ``kid_subsets`` subsets).
+        precision_recall: Measure improved precision and recall (``precision``, ``recall``).
         num_samples: Generated images per evaluation during fit/validate, over all ranks.
         test_num_samples: Generated images at test time; ``None`` uses ``num_samples``.
         num_real: Real images for the reference statistics; ``None`` uses ``num_samples`` (capped to the split).
@@ -71,8 +72,9 @@ class ImageQuality(ScheduledEvaluation):
             uniform) from the feature network's logits; ``None`` turns it on for ``digits`` only.
         kid_subsets: Number of random subsets KID averages over.
         kid_subset_size: Images per KID subset (capped to the numbers of real and generated images).
-        is_splits: Number of splits of the Inception Score (with 1, ``is_std`` is NaN).
-        seed: Seed of the generated noise, of the real-image subset and of KID's and IS's random subsets.
+        is_splits: Number of splits of the Inception Score (with 1, ``is_std`` is 0).
+        seed: Seed of the generated noise, of the real-image subset and of KID's random subsets (validation).
+        test_seed: The same seeds at test time; ``None``: ``seed + 1000``.
         cache_dir: Folder of the real-feature cache; ``None`` uses ``<logger save_dir>/feature_cache``.
         cache_real_features: Read and write the real-feature cache.
         progress: Show a progress bar while generating (rank zero).
@@ -85,6 +87,7 @@ class ImageQuality(ScheduledEvaluation):
         fid: bool = True,
         inception_score: bool = True,
         kid: bool = True,
+        precision_recall: bool = True,
         num_samples: int = 10_000,
         test_num_samples: int | None = None,
         num_real: int | None = None,
@@ -98,6 +101,7 @@ class ImageQuality(ScheduledEvaluation):
         kid_subset_size: int = 1000,
         is_splits: int = 10,
         seed: int = 0,
+        test_seed: int | None = None,
         cache_dir: str | None = None,
         cache_real_features: bool = True,
         progress: bool = False,
@@ -118,22 +122,24 @@ class ImageQuality(ScheduledEvaluation):
             raise ValueError(
                 f"ImageQuality real_split must be one of {real_images.SPLITS}, got real_split={real_split!r}"
             )
-        if not (fid or inception_score or kid or class_coverage):
-            raise ValueError("ImageQuality has nothing to measure: set fid, inception_score or kid to true")
+        if not (fid or inception_score or kid or precision_recall or class_coverage):
+            raise ValueError(
+                "ImageQuality has nothing to measure: set fid, inception_score, kid or precision_recall to true"
+            )
         self.fid, self.inception_score, self.kid = fid, inception_score, kid
+        self.precision_recall = precision_recall
         self.num_samples, self.test_num_samples, self.num_real = num_samples, test_num_samples, num_real
         self.real_split, self.batch_size = real_split, batch_size
         self.feature_extractor = feature_extractor
         self.feature_extractor_weights_path = feature_extractor_weights_path
         self.class_coverage = feature_extractor == "digits" if class_coverage is None else class_coverage
         self.kid_subsets, self.kid_subset_size, self.is_splits = kid_subsets, kid_subset_size, is_splits
-        self.seed, self.cache_dir, self.cache_real_features = seed, cache_dir, cache_real_features
-        self.progress = progress
+        self.seed, self.test_seed = seed, seed + 1000 if test_seed is None else test_seed
+        self.cache_dir, self.cache_real_features, self.progress = cache_dir, cache_real_features, progress
         self.net: FeatureNet | None = None
-        self.metrics: FeatureMetrics | None = None
-        self.real_count = 0  # real images in the reference statistics, over all ranks
-        self.cache_path: Path | None = None  # this rank's real-feature cache file
-        self._real_ready = False
+        self.metrics: dict[str, FeatureMetrics] = {}  # per stage ("val", "test"): its own real statistics
+        self.real_count = 0  # real images in the last prepared reference statistics, over all ranks
+        self.cache_path: Path | None = None  # this rank's last real-feature cache file
 
     # ------------------------------------------------------------------------------------------- setup
     @override
@@ -159,17 +165,29 @@ class ImageQuality(ScheduledEvaluation):
                 raise ValueError(
                     f"{option} needs logits, and feature_extractor={self.feature_extractor!r} has none{hint}"
                 )
-        self.metrics = FeatureMetrics(
-            self.net.num_features,
-            self.net.num_logits,
-            fid=self.fid,
-            kid=self.kid,
-            inception_score=self.inception_score,
-            kid_subsets=self.kid_subsets,
-            kid_subset_size=self.kid_subset_size,
-            is_splits=self.is_splits,
-            seed=self.seed,
-        )
+
+    def stage_metrics(self, stage: str) -> FeatureMetrics:
+        """The metrics of ``stage`` (``val`` or ``test``), each with its own real statistics and seed."""
+        assert self.net is not None
+        if stage not in self.metrics:
+            self.metrics[stage] = FeatureMetrics(
+                self.net.num_features,
+                self.net.num_logits,
+                fid=self.fid,
+                kid=self.kid,
+                inception_score=self.inception_score,
+                precision_recall=self.precision_recall,
+                class_coverage=self.class_coverage,
+                kid_subsets=self.kid_subsets,
+                kid_subset_size=self.kid_subset_size,
+                is_splits=self.is_splits,
+                seed=self.stage_seed(stage),
+            )
+        return self.metrics[stage]
+
+    def stage_seed(self, stage: str) -> int:
+        """The seed of the noise, real subset and KID subsets: ``test_seed`` at test time, else ``seed``."""
+        return self.test_seed if stage == "test" else self.seed
 
     # -------------------------------------------------------------------------------------- evaluation
     @override
@@ -178,10 +196,10 @@ class ImageQuality(ScheduledEvaluation):
     ) -> dict[str, float]:
         """Generate this rank's share of the images and compute the metrics over all ranks.
 
-        ``stage="test"`` generates ``test_num_samples`` images (``num_samples`` when unset), else
-        ``num_samples``. Runs outside inference mode (under ``no_grad``): ``validate``/``test`` run their hooks
-        in inference mode, and metric states made there would be inference tensors that a later ``fit`` could
-        not update in place.
+        ``stage="test"`` generates ``test_num_samples`` images (``num_samples`` when unset) from ``test_seed``,
+        else ``num_samples`` from ``seed``. Runs outside inference mode (under ``no_grad``):
+        ``validate``/``test`` run their hooks in inference mode, and metric states made there would be
+        inference tensors that a later ``fit`` could not update in place.
 
         Args:
             trainer: The trainer (its strategy gives rank, world size and device).
@@ -189,48 +207,40 @@ class ImageQuality(ScheduledEvaluation):
             stage: ``"val"`` or ``"test"``.
 
         Returns:
-            ``fid``, ``is``, ``is_std``, ``kid``, ``kid_std``, ``classes_covered``, ``class_kl`` (those enabled).
+            ``fid``, ``is``, ``is_std``, ``kid``, ``kid_std``, ``precision``, ``recall``, ``classes_covered``,
+            ``class_kl`` (those enabled).
         """
+        stage = "test" if stage == "test" else "val"
         num_samples = (self.test_num_samples or self.num_samples) if stage == "test" else self.num_samples
         with torch.inference_mode(False), torch.no_grad():
-            return self._measure(trainer, pl_module, num_samples)
+            return self._measure(trainer, pl_module, num_samples, stage)
 
     def _measure(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, num_samples: int
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, num_samples: int, stage: str
     ) -> dict[str, float]:
         if self.net is None:
             self.setup(trainer, pl_module, "validate")
-        assert self.net is not None and self.metrics is not None
+        assert self.net is not None
         start = time.perf_counter()
         device = pl_module.device
         self.net.to(device)
-        self.metrics.to(device)
-        self.prepare_real(trainer)
+        metrics = self.stage_metrics(stage).to(device)
+        self.prepare_real(trainer, stage)
         rank, world = trainer.global_rank, trainer.world_size
 
-        g = torch.Generator().manual_seed(self.seed)
+        g = torch.Generator().manual_seed(self.stage_seed(stage))
         noise = torch.randn(num_samples, pl_module.latent_dim, generator=g)  # (N, Z)
         num_classes = int(getattr(pl_module, "num_classes", 0) or 0)
         # A conditional model gets uniformly drawn classes from the same seeded generator (not the global RNG).
         labels = torch.randint(num_classes, (num_samples,), generator=g) if num_classes else None  # (N,)
         # This rank's rows of the noise: together, the ranks generate the same images for any world size.
         rows = torch.tensor_split(torch.arange(num_samples), world)[rank]
-        num_logits = self.net.num_logits
-        counts = torch.zeros(max(num_logits, 1), device=device)
         for idx in _progress(rows.split(self.batch_size), self.progress and rank == 0, "generating"):
             extra = {} if labels is None else {"labels": labels[idx].to(device)}
             images = pl_module.sample(noise=noise[idx].to(device), **extra)  # (b, C, H, W) in [-1, 1]
             features, logits = self._features(images)
-            self.metrics.update(features, logits, real=False)
-            if self.class_coverage:
-                counts += torch.bincount(logits.argmax(1), minlength=num_logits).float()
-
-        values = self.metrics.compute(self.real_count, num_samples)
-        if self.class_coverage:
-            total = trainer.strategy.reduce(counts, reduce_op="sum").long().cpu()  # (K,)
-            cover = class_coverage(torch.repeat_interleave(torch.arange(len(total)), total), len(total))
-            values["classes_covered"] = float(cover["classes_covered"])
-            values["class_kl"] = float(cover["kl_from_uniform"])
+            metrics.update(features, logits, real=False)
+        values = metrics.compute(self.real_count, num_samples)
         self.last_duration_s = time.perf_counter() - start
         return values
 
@@ -240,43 +250,46 @@ class ImageQuality(ScheduledEvaluation):
         return features.float(), None if logits is None else logits.float()
 
     # ------------------------------------------------------------------------------------------ real data
-    def prepare_real(self, trainer: pl.Trainer) -> None:
-        """Compute (or load from the cache) this rank's share of the real features, once per run."""
-        assert self.net is not None and self.metrics is not None
-        if self._real_ready or not self.metrics.needs_real:
-            self._real_ready = True
+    def prepare_real(self, trainer: pl.Trainer, stage: str = "val") -> None:
+        """Feed this rank's share of the real features of ``stage`` (from the cache when there), once per stage.
+
+        The real images come from ``datamodule.reference_images(real_split, n, seed)`` (uint8, never
+        augmented); every rank loads all of them, hashes them for the cache key and keeps its share.
+        """
+        assert self.net is not None
+        metrics = self.stage_metrics(stage)
+        if metrics.real_count is not None or not metrics.needs_real:
+            self.real_count = metrics.real_count or 0
             return
-        datamodule = trainer.datamodule
-        rank, world = trainer.global_rank, trainer.world_size
-        loader, total = real_images.reference_loader(
-            datamodule, self.real_split, self.num_real or self.num_samples
-        )
-        key = feature_cache.cache_key(
-            trainer, datamodule, self.real_split, total, self.seed, self.net.identity
-        )
+        rank, world, seed = trainer.global_rank, trainer.world_size, self.stage_seed(stage)
+        images = real_images.reference_images(
+            trainer.datamodule, self.real_split, self.num_real or self.num_samples, seed
+        )  # (N, C, H, W) uint8, the same on every rank
+        if len(images) < 2:
+            raise ValueError(
+                f"ImageQuality found {len(images)} real image(s) in the {self.real_split} split; it needs at "
+                "least 2 (choose another real_split)"
+            )
+        fingerprint = real_images.fingerprint(images)
+        key = feature_cache.cache_key(trainer, fingerprint, self.real_split, len(images), self.net.identity)
         root = self.cache_dir or feature_cache.default_cache_dir(trainer)
         self.cache_path = feature_cache.cache_file(root, key) if self.cache_real_features else None
         features = None if self.cache_path is None else feature_cache.load_features(self.cache_path)
         if features is None:
-            device = trainer.strategy.root_device
-            batches = real_images.real_batches(loader, total, rank, world, self.batch_size, self.seed)
-            chunks = [
-                self._features(images.to(device))[0].cpu()
-                for images in _progress(batches, self.progress and rank == 0, "real features")
-            ]
-            features = torch.cat(chunks) if chunks else torch.zeros(0, self.net.num_features)
+            share, show = images.tensor_split(world)[rank], self.progress and rank == 0
+            features = self.real_features(share, trainer.strategy.root_device, show)
             if self.cache_path is not None:
                 feature_cache.save_features(self.cache_path, features, key)
         for block in features.split(self.batch_size * 10):
-            self.metrics.update(block.to(self.metrics.device), None, real=True)
-        count = torch.tensor(float(len(features)), device=trainer.strategy.root_device)
-        self.real_count = int(trainer.strategy.reduce(count, reduce_op="sum").item())  # over all ranks
-        if self.real_count < 2:
-            raise ValueError(
-                f"ImageQuality found {self.real_count} real image(s) in the {self.real_split} split; it needs at "
-                "least 2 (choose another real_split)"
-            )
-        self._real_ready = True
+            metrics.update(block.to(metrics.device), None, real=True)
+        self.real_count = metrics.real_count = len(images)  # over all ranks
+
+    def real_features(self, images: Tensor, device: torch.device, progress: bool = False) -> Tensor:
+        """Features (N, D) on the CPU of uint8 images (N, C, H, W), in batches of ``batch_size``."""
+        assert self.net is not None
+        batches = _progress(images.split(self.batch_size), progress, "real features")
+        chunks = [self._features(batch.to(device))[0].cpu() for batch in batches]
+        return torch.cat(chunks) if chunks else torch.zeros(0, self.net.num_features)
 
 
 def _progress(items: Any, enabled: bool, desc: str) -> Any:

@@ -1,124 +1,87 @@
-"""The real reference images of an evaluation: a seeded random subset of a datamodule split, shared by ranks."""
+"""The real reference images of an evaluation: uint8 images from the datamodule, and their fingerprint."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
 from typing import Any
 
 import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
-from torch.utils.data import DataLoader, IterableDataset, Subset
+from torch.utils.data import IterableDataset
 
 from src.data.splits import SPLITS
+from src.metrics.image_features import to_uint8
 
-__all__ = ["SPLITS", "num_images", "real_batches", "reference_loader", "split_loader"]
-
-
-def split_loader(datamodule: Any, split: str) -> Any:
-    """The datamodule's loader of ``split``, set up for it (setup is idempotent in Lightning datamodules).
-
-    Args:
-        datamodule: A Lightning datamodule with ``{split}_dataloader()``.
-        split: ``train``, ``val`` or ``test``.
-    """
-    datamodule.setup("test" if split == "test" else "fit")
-    return getattr(datamodule, f"{split}_dataloader")()
+__all__ = ["SPLITS", "fingerprint", "reference_images"]
 
 
-def reference_loader(datamodule: Any, split: str, wanted: int) -> tuple[Any, int]:
-    """The loader of ``split`` and how many of its images make the reference: ``wanted``, capped to the split.
+def reference_images(datamodule: Any, split: str, n: int, seed: int) -> Tensor:
+    """``min(n, len(split))`` real images of ``split``, a random subset seeded by ``seed``: uint8 (N, C, H, W).
+
+    A datamodule with ``reference_images(split, n, seed)`` (every :class:`~src.data.base.ImageDataModule`)
+    gives them itself, never augmented and the same in its in-memory and DataLoader modes. Any other
+    datamodule is read through its ``{split}_dataloader()``'s dataset (a warning says that its augmentations,
+    if any, then end up in the reference).
 
     Args:
         datamodule: The trainer's datamodule (``None`` raises).
         split: ``train``, ``val`` or ``test``.
-        wanted: Real images asked for, over all ranks.
+        n: Real images asked for, over all ranks.
+        seed: Seed of the subset.
 
     Returns:
-        The loader (:func:`split_loader`) and the number of real images to take from it.
+        uint8 images (N, C, H, W) on the CPU, the same on every rank; ``images.tensor_split(world)[rank]`` is
+        a rank's share.
 
     Raises:
-        ValueError: If there is no datamodule with a ``{split}_dataloader``.
+        ValueError: If there is no datamodule that can give images of ``split``.
     """
-    if datamodule is None or not hasattr(datamodule, f"{split}_dataloader"):
+    if callable(getattr(datamodule, "reference_images", None)):
+        images = datamodule.reference_images(split, n, seed)
+    elif datamodule is not None and hasattr(datamodule, f"{split}_dataloader"):
+        rank_zero_warn(
+            f"{type(datamodule).__name__} has no reference_images(split, n, seed); ImageQuality reads the real "
+            f"images from its {split}_dataloader() instead, with any random augmentation it applies. Derive it "
+            "from src.data.ImageDataModule or give it that method."
+        )
+        images = _from_loader(datamodule, split, n, seed)
+    else:
         raise ValueError(
-            f"ImageQuality takes real images from the datamodule's {split}_dataloader(), but the trainer has no "
-            "such datamodule; pass `datamodule=` to the trainer or change real_split"
+            f"ImageQuality takes real images from the datamodule's reference_images() or {split}_dataloader(), "
+            "but the trainer has no such datamodule; pass `datamodule=` to the trainer or change real_split"
         )
-    loader = split_loader(datamodule, split)
-    available = num_images(loader)
-    if available is not None and available < wanted:
+    if len(images) < n:
         rank_zero_info(
-            f"ImageQuality: the {split} split has {available} images; using all of them as the real reference "
-            f"(asked for {wanted})"
+            f"ImageQuality: the {split} split has {len(images)} images; using all of them as the real reference "
+            f"(asked for {n})"
         )
-        return loader, available
-    return loader, wanted
+    return images
 
 
-def num_images(loader: Any) -> int | None:
-    """Images in the whole split behind ``loader``, or ``None`` when it cannot tell (an iterable dataset)."""
-    images = getattr(loader, "images", None)
-    if isinstance(images, Tensor):  # src.data.memory.TensorBatches: the whole split, unsharded
-        return len(images)
+def _from_loader(datamodule: Any, split: str, n: int, seed: int) -> Tensor:
+    datamodule.setup("test" if split == "test" else "fit")
+    loader = getattr(datamodule, f"{split}_dataloader")()
     dataset = getattr(loader, "dataset", None)
     if dataset is not None and not isinstance(dataset, IterableDataset) and hasattr(dataset, "__len__"):
-        return len(dataset)
-    return None
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n]
+        return to_uint8(torch.stack([_first(dataset[int(i)]) for i in order]))  # (N, C, H, W)
+    taken, count = [], 0
+    for batch in loader:  # an iterable loader: its first n images
+        taken.append(_first(batch)[: n - count])
+        count += len(taken[-1])
+        if count >= n:
+            break
+    return to_uint8(torch.cat(taken)) if taken else torch.zeros(0, dtype=torch.uint8)
 
 
 def _first(batch: Any) -> Tensor:
     return batch[0] if isinstance(batch, (tuple, list)) else batch
 
 
-def real_batches(
-    loader: Any, total: int, rank: int, world: int, batch_size: int, seed: int
-) -> Iterator[Tensor]:
-    """This rank's share of ``total`` real images: a seeded random subset of the split, split across ranks.
-
-    In-memory splits and map-style datasets are indexed directly (the training loader is not iterated, so its
-    shuffling state is untouched; the dataset's own transforms apply); other loaders are iterated from the
-    start and must give every rank the same images in the same order.
-
-    Args:
-        loader: The split's loader (:func:`split_loader`).
-        total: Real images over all ranks (at most :func:`num_images` when that is known).
-        rank: This rank.
-        world: Number of ranks.
-        batch_size: Images per yielded batch.
-        seed: Seed of the subset.
-
-    Yields:
-        Batches (b, C, H, W) of this rank's images, as the loader gives them.
-    """
-    available = num_images(loader)
-    if available is not None:
-        order = torch.randperm(available, generator=torch.Generator().manual_seed(seed))[:total]
-        mine = torch.tensor_split(order, world)[rank].sort().values  # (n_rank,)
-        images = getattr(loader, "images", None)
-        if isinstance(images, Tensor):
-            for idx in mine.split(batch_size):
-                yield images[idx.to(images.device)]
-            return
-        subset = DataLoader(
-            Subset(loader.dataset, mine.tolist()),
-            batch_size=batch_size,
-            num_workers=getattr(loader, "num_workers", 0),
-            collate_fn=getattr(loader, "collate_fn", None),
-        )
-        for batch in subset:
-            yield _first(batch)
-        return
-    taken: list[Tensor] = []
-    count = 0
-    for batch in loader:
-        images = _first(batch)
-        taken.append(images[: total - count])
-        count += len(taken[-1])
-        if count >= total:
-            break
-    if not taken:
-        rank_zero_warn("ImageQuality: the real-image loader gave no images")
-        return
-    mine_images = torch.tensor_split(torch.cat(taken), world)[rank]
-    yield from mine_images.split(batch_size)
+def fingerprint(images: Tensor) -> str:
+    """A hash of uint8 images (N, C, H, W): their shape and every pixel, so any edited image changes it."""
+    data = images.detach().cpu().contiguous()
+    digest = hashlib.sha1(str(tuple(data.shape)).encode())
+    digest.update(data.numpy().data if data.numel() else b"")
+    return digest.hexdigest()[:16]

@@ -12,6 +12,9 @@ from typing_extensions import override
 class ScheduledEvaluation(Callback):
     """Measures at the end of validation epochs on a schedule and logs the values under ``val/`` or ``test/``.
 
+    At test time the prefix is the model's ``test_prefix`` when it has one (``src.train`` logs the best
+    checkpoint's test under ``test_best/``).
+
     When it runs:
 
     * in ``fit``, at the end of validation on the first validation of the run, then every ``every_n_epochs``
@@ -90,15 +93,20 @@ class ScheduledEvaluation(Callback):
 
     @override
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.log_metrics(trainer, pl_module, "test")
+        self.log_metrics(trainer, pl_module, "test", getattr(pl_module, "test_prefix", "test"))
 
-    def log_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> dict[str, float]:
-        """Measure and ``pl_module.log`` the metrics under ``stage/``; every rank must call it.
+    def log_metrics(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str, prefix: str | None = None
+    ) -> dict[str, float]:
+        """Measure and ``pl_module.log`` the metrics under ``prefix/``; every rank must call it.
 
         Args:
             trainer: The trainer.
             pl_module: The model being evaluated.
-            stage: ``"val"`` or ``"test"``: the prefix of the logged keys.
+            stage: ``"val"`` or ``"test"``: what is measured (a subclass may measure more samples, from other
+                seeds, at test time).
+            prefix: The prefix of the logged keys; ``None``: ``stage``. ``test`` logs under the model's
+                ``test_prefix`` when it has one (``test_best`` for the best checkpoint, see ``src.train``).
 
         Returns:
             The measured values, unprefixed.
@@ -106,7 +114,7 @@ class ScheduledEvaluation(Callback):
         values = self.measure(trainer, pl_module, stage)
         for name, value in values.items():
             pl_module.log(
-                f"{stage}/{name}",
+                f"{prefix or stage}/{name}",
                 torch.tensor(value, device=pl_module.device, dtype=torch.float32),
                 sync_dist=True,
                 reduce_fx="max",

@@ -77,7 +77,9 @@ class TextQuality(ScheduledEvaluation):
                 f"TextQuality needs a text datamodule (vocabulary and lines(split)), got "
                 f"{type(datamodule).__name__}; use src.data.TextDataModule, or another --quality for other data"
             )
-        self._log_dir = trainer.log_dir  # a broadcast under DDP: read on every rank, not in the rank-zero write
+        self._log_dir = (
+            trainer.log_dir
+        )  # a broadcast under DDP: read on every rank, not in the rank-zero write
         self._reference = self._floor = None  # the data may differ from a previous fit
 
     # ------------------------------------------------------------------------------------------ measuring
@@ -112,7 +114,9 @@ class TextQuality(ScheduledEvaluation):
         self._floor = {f"{key}_floor": value for key, value in floor.items()}
 
     @override
-    def measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str = "val") -> dict[str, float]:
+    def measure(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str = "val"
+    ) -> dict[str, float]:
         """Generate, decode, measure the JS divergences and write the lines.
 
         Args:

@@ -23,11 +23,13 @@ class ToyMetrics(ScheduledEvaluation):
       generator would get (empirical W1 does not go to zero at finite n);
     * ``swd``: sliced Wasserstein-1 over ``num_projections`` random directions (a lower bound on W1);
     * ``modes_covered``: mixture modes with at least ``min_count`` generated points within ``n_std``
-      standard deviations; ``high_quality``: the share of generated points within ``n_std`` std of a mode.
+      standard deviations (PacGAN's 20 of 2,500, scaled to ``num_points``); ``high_quality``: the share of
+      generated points within ``n_std`` std of a mode.
 
     When it runs: see :class:`~src.evaluation.schedule.ScheduledEvaluation`. Generated and real points come
-    from fixed seeds, so successive evaluations differ only through the generator, and the global RNG of
-    training is untouched. Every rank computes the same values (no collective is needed), so it is safe under
+    from fixed seeds (``seed`` in validation, ``test_seed`` at test time, so the test is held out from the
+    validations that chose the best checkpoint), so successive evaluations differ only through the generator,
+    and the global RNG of training is untouched. Every rank computes the same values (no collective is needed), so it is safe under
     DDP.
 
     Args:
@@ -35,9 +37,11 @@ class ToyMetrics(ScheduledEvaluation):
         every_n_epochs: Evaluate every this many epochs during fit (on validation epochs), and on the first
             and the last validation.
         num_projections: Random directions of the sliced Wasserstein distance.
-        min_count: High-quality points a mode needs to count as covered.
+        min_count: High-quality points a mode needs to count as covered; ``None``: ``0.008 * num_points``
+            (PacGAN's 20 of 2,500, :func:`~src.metrics.toy.mode_coverage`).
         n_std: Radius of a mode in standard deviations of its Gaussian.
-        seed: Seed of the noise, of the real points and of the projections.
+        seed: Seed of the noise, of the real points and of the projections (validation).
+        test_seed: The same at test time; ``None``: ``seed + 1000``.
     """
 
     prog_bar_metric = "w1"
@@ -47,9 +51,10 @@ class ToyMetrics(ScheduledEvaluation):
         num_points: int = 1000,
         every_n_epochs: int = 1,
         num_projections: int = 128,
-        min_count: int = 20,
+        min_count: float | None = None,
         n_std: float = 3.0,
         seed: int = 0,
+        test_seed: int | None = None,
     ) -> None:
         if num_points < 1:
             raise ValueError(f"ToyMetrics num_points must be >= 1, got num_points={num_points}")
@@ -58,8 +63,15 @@ class ToyMetrics(ScheduledEvaluation):
             raise ValueError(
                 f"ToyMetrics num_projections must be >= 1, got num_projections={num_projections}"
             )
+        if not 0 < n_std < float("inf"):  # NaN fails too
+            raise ValueError(f"ToyMetrics n_std must be a finite number > 0, got n_std={n_std}")
+        if min_count is not None and not 0 <= min_count < float("inf"):
+            raise ValueError(
+                f"ToyMetrics min_count must be a finite number >= 0 or null, got min_count={min_count}"
+            )
         self.num_points, self.num_projections = num_points, num_projections
         self.min_count, self.n_std, self.seed = min_count, n_std, seed
+        self.test_seed = seed + 1000 if test_seed is None else test_seed
         self._floor: float | None = None
 
     @override
@@ -76,12 +88,12 @@ class ToyMetrics(ScheduledEvaluation):
     def measure(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str = "val"
     ) -> dict[str, float]:
-        """Generate ``num_points`` points and compare them with fresh real points (the same at every stage).
+        """Generate ``num_points`` points and compare them with fresh real points (other ones at test time).
 
         Args:
             trainer: The trainer (its datamodule gives the real points).
             pl_module: A module with ``latent_dim`` and ``sample(noise=...)`` returning points (n, 2).
-            stage: ``"val"`` or ``"test"``; both measure ``num_points`` points.
+            stage: ``"val"`` or ``"test"``; both measure ``num_points`` points, from ``seed`` or ``test_seed``.
 
         Returns:
             ``w1``, ``w1_floor``, ``swd`` and, for Gaussian mixtures, ``modes_covered`` and ``high_quality``.
@@ -89,14 +101,16 @@ class ToyMetrics(ScheduledEvaluation):
         start = time.perf_counter()
         datamodule = trainer.datamodule
         name = getattr(datamodule, "dataset", None)
+        seed = self.test_seed if stage == "test" else self.seed
         noise = torch.randn(
-            self.num_points, pl_module.latent_dim, generator=torch.Generator().manual_seed(self.seed)
+            self.num_points, pl_module.latent_dim, generator=torch.Generator().manual_seed(seed)
         )
         fake = pl_module.sample(noise=noise.to(pl_module.device)).float().cpu()  # (n, 2)
-        real = self._real(datamodule, name, offset=1)  # (n, 2)
-        if self._floor is None:
-            self._floor = exact_w1(real, self._real(datamodule, name, offset=2))
-        projections = torch.Generator().manual_seed(self.seed)
+        real = self._real(datamodule, name, seed + 1)  # (n, 2)
+        if self._floor is None:  # a property of the sample size: measured once, from the validation seed
+            first = real if seed == self.seed else self._real(datamodule, name, self.seed + 1)
+            self._floor = exact_w1(first, self._real(datamodule, name, self.seed + 2))
+        projections = torch.Generator().manual_seed(seed)
         values = {
             "w1": exact_w1(fake, real),
             "w1_floor": self._floor,
@@ -111,13 +125,13 @@ class ToyMetrics(ScheduledEvaluation):
         self.last_duration_s = time.perf_counter() - start
         return values
 
-    def _real(self, datamodule: object, name: str | None, offset: int) -> Tensor:
-        generator = torch.Generator().manual_seed(self.seed + offset)
+    def _real(self, datamodule: object, name: str | None, seed: int) -> Tensor:
+        generator = torch.Generator().manual_seed(seed)
         if name in TOY_DATASETS:
             return sample_toy(name, self.num_points, generator).float()
         if hasattr(datamodule, "sample"):
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.seed + offset)
+                torch.manual_seed(seed)
                 return datamodule.sample(self.num_points).float().cpu()  # type: ignore[attr-defined]
         raise ValueError(
             "ToyMetrics needs real points: a src.data.Toy2DDataModule or a datamodule with sample(n)"

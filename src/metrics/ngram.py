@@ -68,7 +68,9 @@ def ngram_js(samples: Sequences, reference: Sequences, n: int, base: float = 2.0
     return js_divergence(ngram_counts(samples, n), ngram_counts(reference, n), base)
 
 
-def ngram_js_all(samples: Sequences, reference: Sequences, max_n: int = 4, base: float = 2.0) -> dict[str, float]:
+def ngram_js_all(
+    samples: Sequences, reference: Sequences, max_n: int = 4, base: float = 2.0
+) -> dict[str, float]:
     """``js1`` to ``js{max_n}`` between generated and reference sequences, as the paper logs them.
 
     Args:

@@ -37,7 +37,9 @@ class CompetitiveWGAN(WGANGP):
             :class:`~src.models.WGANGP`'s default of 5 when ``model.class_path`` switches to this class.)
         critic_scheduler: Must be ``None``: ``generator_scheduler`` schedules both players.
         **kwargs: The other arguments of :class:`~src.models.WGANGP`. ``generator_optimizer`` and
-            ``critic_optimizer`` are unused.
+            ``critic_optimizer`` are unused; ``loss`` must be ``"wasserstein"``, the one zero-sum loss (the
+            non-saturating and hinge losses give the players different objectives, which CGD's single ``f``
+            cannot express).
     """
 
     needs_regularizer: ClassVar[bool] = False
@@ -52,10 +54,16 @@ class CompetitiveWGAN(WGANGP):
         **kwargs: Any,
     ) -> None:
         super().__init__(generator, critic, n_critic=n_critic, critic_scheduler=critic_scheduler, **kwargs)
-        if self.n_critic != 1 or critic_scheduler is not None:
+        if self.n_critic != 1 or critic_scheduler is not None or self.generator_batch_multiple != 1:
             raise ValueError(
                 f"model.competitive_optimizer updates both players together: it needs model.n_critic=1 (got "
-                f"{self.n_critic}) and no model.critic_scheduler (model.generator_scheduler schedules both)"
+                f"{self.n_critic}), model.generator_batch_multiple=1 (got {self.generator_batch_multiple}) and no "
+                "model.critic_scheduler (model.generator_scheduler schedules both)"
+            )
+        if self.loss != "wasserstein":
+            raise ValueError(
+                f"model.competitive_optimizer plays the zero-sum game f = E[D(real)] - E[D(fake)]: it needs "
+                f"model.loss=wasserstein, got model.loss={self.loss} (whose generator and critic objectives differ)"
             )
         self._competitive_factory = competitive_optimizer
 

@@ -1,4 +1,4 @@
-"""Checks run when a fit starts: configurations that would train silently wrong fail or warn here."""
+"""Checks of the model's options and at fit start: configurations that would train silently wrong fail or warn here."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
+from src.nets.spectral import is_spectrally_normalized
 from src.regularizers import CriticRegularizer
 
 
@@ -36,13 +37,41 @@ def check_conditional_data(num_classes: int, datamodule: Any) -> None:
     )
 
 
-def warn_unconstrained_critic(active: Sequence[CriticRegularizer]) -> None:
-    """Warn when no active regularizer constrains the critic of a WGAN."""
-    if not active:
+def warn_unconstrained_critic(
+    active: Sequence[CriticRegularizer], loss: str = "wasserstein", critic: nn.Module | None = None
+) -> None:
+    """Warn when nothing bounds the critic of a Wasserstein GAN.
+
+    The Wasserstein loss is unbounded: the critic needs a global constraint, i.e. an active regularizer with
+    ``constrains_wasserstein_critic`` (gradient penalty, weight clipping) or a spectrally normalised critic.
+    R1, R2 and DRAGAN bound it only near the data, so they alone do not count. The other losses are bounded
+    below and need no constraint.
+
+    Args:
+        active: The active regularizers.
+        loss: ``model.loss``.
+        critic: The critic, checked for spectral normalisation (``None``: not checked).
+    """
+    if loss != "wasserstein" or (critic is not None and is_spectrally_normalized(critic)):
+        return
+    if any(r.constrains_wasserstein_critic for r in active):
+        return
+    fixes = (
+        "Add a global constraint, e.g. `--regularizer=src.regularizers.GradientPenalty` or "
+        "`--model.critic.init_args.norm=spectral`"
+    )
+    if active:
+        names = ", ".join(type(r).__name__ for r in active)
         rank_zero_warn(
-            "No active critic regularizer is configured: the critic is unconstrained and the Wasserstein "
-            "estimate is meaningless. Add one, e.g. `--regularizer=src.regularizers.GradientPenalty`."
+            f"The critic is unconstrained: with model.loss=wasserstein, {names} bounds the critic only near the "
+            "data, so a critic steep between the data and the fakes escapes it and the loss can grow without "
+            f"bound. Use --model.loss=non_saturating, as the penalty's paper does, or: {fixes}."
         )
+        return
+    rank_zero_warn(
+        "No active critic regularizer is configured: the critic is unconstrained and the Wasserstein "
+        f"estimate is meaningless. {fixes}."
+    )
 
 
 def warn_batchnorm_in_critic(critic: nn.Module, active: Sequence[CriticRegularizer]) -> None:
@@ -73,3 +102,16 @@ def warn_compiled_penalties(compiled: bool, active: Sequence[CriticRegularizer])
             f"inside the penalties ({', '.join(type(r).__name__ for r in active)}): torch.compile cannot "
             "take their double backward (autograd.grad with create_graph=True)."
         )
+
+
+def integer_option(option: str, value: float, paper: int) -> int:
+    """``value`` as an int when it is an integer >= 1.
+
+    Raises:
+        ValueError: Naming ``model.<option>`` and the paper's value, for anything else.
+    """
+    if int(value) != value or value < 1:
+        raise ValueError(
+            f"model.{option} must be an integer >= 1, got {option}={value}; the paper uses {paper}"
+        )
+    return int(value)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -11,18 +13,54 @@ from torch.optim.swa_utils import AveragedModel
 
 from src.nets.labels import as_labels
 
+SampleBN = Literal["running", "batch"]
+SAMPLE_BN: tuple[str, ...] = ("running", "batch")
+
+
+def check_sample_bn(sample_bn: str) -> str:
+    """Return ``sample_bn`` when it is ``"running"`` or ``"batch"``.
+
+    Raises:
+        ValueError: For any other value.
+    """
+    if sample_bn not in SAMPLE_BN:
+        raise ValueError(
+            f"model.sample_bn must be 'running' or 'batch' (the paper's code), got sample_bn={sample_bn!r}"
+        )
+    return sample_bn
+
+
+@contextlib.contextmanager
+def batch_statistics(net: nn.Module) -> Iterator[None]:
+    """Make every BatchNorm of ``net`` normalize with the statistics of the batch, leaving its running ones alone.
+
+    The rest of ``net`` keeps its mode (``sample`` puts it in eval mode). The BatchNorms run in training mode
+    with ``track_running_stats`` off, so neither their running mean and variance nor their step counts change.
+    """
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.training, m.track_running_stats) for m in norms]
+    try:
+        for m in norms:
+            m.training, m.track_running_stats = True, False
+        yield
+    finally:
+        for m, (training, track) in zip(norms, saved):
+            m.training, m.track_running_stats = training, track
+
 
 class SamplingMixin:
     """The sampling API of :class:`~src.models.WGANGP`: :meth:`sample`, :meth:`generate`, :meth:`score`.
 
     Mixed into a LightningModule that sets ``generator`` (with an integer ``latent_dim``), ``critic``,
-    ``generator_ema`` (``None`` without an average) and ``num_classes`` (0: unconditional).
+    ``generator_ema`` (``None`` without an average), ``num_classes`` (0: unconditional) and ``sample_bn``
+    (``"running"`` or ``"batch"``).
     """
 
     generator: nn.Module
     critic: nn.Module
     generator_ema: AveragedModel | None
     num_classes: int
+    sample_bn: SampleBN = "running"
     device: torch.device
 
     @property
@@ -60,7 +98,9 @@ class SamplingMixin:
     ) -> Tensor:
         """Generate samples in data space (images in [-1, 1]) without grad, with the generator in eval mode.
 
-        Uses the EMA generator when ``ema_decay`` is set.
+        Uses the EMA generator when ``ema_decay`` is set. Its BatchNorms use their running statistics, or with
+        ``sample_bn="batch"`` those of the batch sampled (as the paper's code does; the samples then depend on
+        the batch they are drawn with, and a batch needs more than one sample).
 
         Args:
             n: Number of samples; ignored when ``noise`` is given.
@@ -81,15 +121,26 @@ class SamplingMixin:
         generator = self.sampling_generator
         was_training = generator.training
         generator.eval()
+        norms = batch_statistics(generator) if self.sample_bn == "batch" else contextlib.nullcontext()
         try:
-            return self.generate(noise.to(self.device), labels, generator)
+            with norms:
+                return self.generate(noise.to(self.device), labels, generator)
         finally:
             generator.train(was_training)
 
+    def critic_outputs(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Critic scores (B,) and, from a critic with an auxiliary classifier (AC-GAN), its logits (B, K).
+
+        A conditional critic also takes the labels (B,). A critic returns its scores, or ``(scores, logits)``
+        when it has a classifier head (:class:`~src.nets.ACGANResNetCritic`); the logits are ``None`` otherwise.
+        """
+        out = self.critic(x) if labels is None else self.critic(x, labels)
+        scores, logits = out if isinstance(out, tuple) else (out, None)
+        return scores.reshape(x.shape[0]), logits
+
     def score(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         """Critic scores as a flat vector (B,); a conditional critic also takes the labels (B,)."""
-        scores = self.critic(x) if labels is None else self.critic(x, labels)
-        return scores.reshape(x.shape[0])
+        return self.critic_outputs(x, labels)[0]
 
     def _critic_fn(self, labels: Tensor | None) -> Callable[[Tensor], Tensor]:
         """The critic as regularizers see it, ``x -> scores (B,)``, closed over the batch's labels."""

@@ -12,9 +12,10 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from typing_extensions import override
 
-from src.models import fit_checks
+from src.models import aux_classifier, fit_checks, losses
 from src.models.ema import generator_ema
-from src.models.sampling import SamplingMixin
+from src.models.safe_loading import SafeLoadingMixin
+from src.models.sampling import SampleBN, SamplingMixin, check_sample_bn
 from src.models.training_state import load_training_state, save_training_state
 from src.nets.labels import class_rows, num_classes_of, split_batch
 from src.regularizers import CriticRegularizer
@@ -27,12 +28,13 @@ def _adam_paper(params: Any) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=1e-4, betas=(0.0, 0.9))
 
 
-class WGANGP(SamplingMixin, pl.LightningModule):
+class WGANGP(SamplingMixin, SafeLoadingMixin, pl.LightningModule):
     """Wasserstein GAN trained with manual optimization (Gulrajani et al. 2017, Algorithm 1).
 
     Every ``training_step`` takes one real batch and makes one critic update; every ``n_critic``-th step also
-    makes one generator update. The critic loss is ``E[D(fake)] - E[D(real)]`` plus the terms of every
-    :class:`~src.regularizers.CriticRegularizer` in ``trainer.callbacks``, all in a single ``manual_backward``.
+    makes one generator update. The critic loss is ``E[D(fake)] - E[D(real)]`` (or the ``loss`` chosen) plus the
+    terms of every :class:`~src.regularizers.CriticRegularizer` in ``trainer.callbacks``, all in a single
+    ``manual_backward``.
 
     ``trainer.global_step`` counts the steps of both optimizers, so the module keeps its own counters,
     :attr:`critic_steps` and :attr:`generator_steps`, saved in checkpoints.
@@ -61,10 +63,17 @@ class WGANGP(SamplingMixin, pl.LightningModule):
         ema_decay: Keep an exponential moving average of the generator's weights and buffers with this decay
             (e.g. 0.999), updated after every generator step; :meth:`sample` and evaluation then use it. It is
             part of the state dict, so checkpoints save and restore it. ``None``: no average.
+        loss: The adversarial loss (:mod:`src.models.losses`): ``"wasserstein"`` (the paper), ``"non_saturating"``
+            (the GAN loss R1, R2 and DRAGAN are used with) or ``"hinge"`` (SN-GAN, BigGAN). ``train/wasserstein``
+            logs ``E[D(real)] - E[D(fake)]`` whatever the loss.
+        generator_batch_multiple: The generator step's batch as a multiple of the critic's (2: ``gan_cifar_resnet.py``).
+        sample_bn: BatchNorm statistics in :meth:`sample` (grids, evaluation): ``"running"`` or ``"batch"`` (the paper's).
     """
 
     #: Warn at fit start when no active regularizer constrains the critic.
     needs_regularizer: ClassVar[bool] = True
+    #: Prefix of the keys logged by ``test`` (``src.train`` sets ``test_best`` to test the best checkpoint).
+    test_prefix: str = "test"
 
     def __init__(
         self,
@@ -79,12 +88,17 @@ class WGANGP(SamplingMixin, pl.LightningModule):
         num_fixed_samples: int = 64,
         compile: bool = False,
         ema_decay: float | None = None,
+        loss: losses.Loss = "wasserstein",
+        generator_batch_multiple: int = 1,
+        sample_bn: SampleBN = "running",
     ) -> None:
         super().__init__()
-        if int(n_critic) != n_critic or n_critic < 1:
-            raise ValueError(
-                f"model.n_critic must be an integer >= 1, got n_critic={n_critic}; the paper uses 5"
-            )
+        self.loss = losses.check_loss(loss)
+        self.sample_bn = check_sample_bn(sample_bn)
+        self.n_critic = fit_checks.integer_option("n_critic", n_critic, paper=5)
+        self.generator_batch_multiple = fit_checks.integer_option(
+            "generator_batch_multiple", generator_batch_multiple, 2
+        )
         if max_generator_steps is not None and max_generator_steps < 1:
             raise ValueError(
                 f"model.max_generator_steps must be >= 1 or null, got max_generator_steps={max_generator_steps}"
@@ -99,7 +113,6 @@ class WGANGP(SamplingMixin, pl.LightningModule):
         self.automatic_optimization = False
         self.generator = generator
         self.critic = critic
-        self.n_critic = int(n_critic)
         self.max_generator_steps = max_generator_steps
         self._optimizer_factories = (generator_optimizer or _adam_paper, critic_optimizer or _adam_paper)
         self._scheduler_factories = (generator_scheduler, critic_scheduler)
@@ -142,7 +155,7 @@ class WGANGP(SamplingMixin, pl.LightningModule):
         fit_checks.check_conditional_data(self.num_classes, self.trainer.datamodule)
         active = [r for r in self.regularizers if r.active]
         if self.needs_regularizer:
-            fit_checks.warn_unconstrained_critic(active)
+            fit_checks.warn_unconstrained_critic(active, self.loss, self.critic)
         fit_checks.warn_batchnorm_in_critic(self.critic, active)
         fit_checks.warn_compiled_penalties(self.compile_networks, active)
 
@@ -156,11 +169,13 @@ class WGANGP(SamplingMixin, pl.LightningModule):
         # Critic step: one real batch, one fresh fake batch (with the real labels when conditional).
         with torch.no_grad():
             fake = self.generate(self.noise(real.shape[0]), labels)
-        critic_real = critic(real).mean()
-        critic_fake = critic(fake).mean()
+        real_scores, real_logits = self.critic_outputs(real, labels)  # (B,), AC-GAN logits (B, K) or None
+        fake_scores = critic(fake)  # (B,)
+        critic_real, critic_fake = real_scores.mean(), fake_scores.mean()
         wasserstein = critic_real - critic_fake
-        critic_loss = -wasserstein
+        critic_loss = losses.critic_loss(self.loss, real_scores, fake_scores)
         terms = self._penalties(critic, real, fake)
+        terms.update(aux_classifier.terms(self.critic, real_logits, labels, "critic"))  # AC-GAN: CE on reals
         for term in terms.values():
             critic_loss = critic_loss + term
         where = f"critic step {self.critic_steps + 1} (after generator step {self.generator_steps})"
@@ -178,13 +193,17 @@ class WGANGP(SamplingMixin, pl.LightningModule):
             self._log_train(values, regularizer_stats=True)
 
         if self.critic_steps % self.n_critic == 0:
-            self._generator_step(real.shape[0], g_opt, log)
+            self._generator_step(real.shape[0] * self.generator_batch_multiple, g_opt, log)
 
     def _generator_step(self, batch_size: int, g_opt: Any, log: bool) -> None:
         self.critic.requires_grad_(False)  # the critic is frozen during the generator step
         try:
             labels = self.random_labels(batch_size)  # (B,) uniform classes, or None
-            gen_loss = -self.score(self.generate(self.noise(batch_size), labels), labels).mean()
+            scores, logits = self.critic_outputs(
+                self.generate(self.noise(batch_size), labels), labels
+            )  # (B,)
+            aux = aux_classifier.terms(self.critic, logits, labels, "generator")  # AC-GAN: CE on the fakes
+            gen_loss = losses.generator_loss(self.loss, scores) + sum(aux.values())
             where = f"generator step {self.generator_steps + 1} (after critic step {self.critic_steps})"
             self._guard_finite(log, where, gen_loss=gen_loss)
             g_opt.zero_grad(set_to_none=True)
@@ -271,7 +290,7 @@ class WGANGP(SamplingMixin, pl.LightningModule):
 
     @override
     def test_step(self, batch: Any, batch_idx: int) -> None:
-        self._evaluate(batch, "test")
+        self._evaluate(batch, self.test_prefix)
 
     # ----------------------------------------------------------------------------------- optimizers/ckpt
     @override

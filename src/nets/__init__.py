@@ -1,5 +1,6 @@
 """Generators and critics as plain ``nn.Module``s."""
 
+from src.nets.acgan import ACGANResNetCritic
 from src.nets.conditional import (
     ConditionalDCGANGenerator,
     ConditionalResNetGenerator,
@@ -12,6 +13,7 @@ from src.nets.mlp import MLPCritic, MLPGenerator
 from src.nets.resnet import ResNetCritic, ResNetGenerator
 
 __all__ = [
+    "ACGANResNetCritic",
     "ConditionalDCGANGenerator",
     "ConditionalResNetGenerator",
     "DCGANCritic",

@@ -17,7 +17,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from src.nets.dcgan import DCGANCritic, DCGANGenerator
-from src.nets.resnet import ResNetCritic, ResNetGenerator, _UpBlock
+from src.nets.init import Init
+from src.nets.resnet import ResNetCritic, ResNetGenerator, _UpBlock, init_resnet
+from src.nets.spectral import spectral_normalize
 
 
 def _check_classes(num_classes: int) -> None:
@@ -37,6 +39,7 @@ class ConditionalDCGANGenerator(DCGANGenerator):
         dim: Channel width of the last hidden layer; see :class:`~src.nets.DCGANGenerator`.
         num_classes: Number of classes.
         embed_dim: Size of the learned class embedding concatenated to the noise.
+        init: ``"torch"`` or ``"paper"``; see :class:`~src.nets.DCGANGenerator` (the embedding keeps PyTorch's).
     """
 
     def __init__(
@@ -46,9 +49,10 @@ class ConditionalDCGANGenerator(DCGANGenerator):
         dim: int = 64,
         num_classes: int = 10,
         embed_dim: int = 32,
+        init: Init = "torch",
     ) -> None:
         _check_classes(num_classes)
-        super().__init__(data_shape, latent_dim + embed_dim, dim)
+        super().__init__(data_shape, latent_dim + embed_dim, dim, init)
         self.latent_dim = latent_dim  # the noise part only; the embedding is added inside
         self.num_classes = num_classes
         self.embed = nn.Embedding(num_classes, embed_dim)
@@ -64,22 +68,27 @@ class ProjectionDCGANCritic(DCGANCritic):
     Args:
         data_shape: ``(C, H, W)``; linked from the datamodule.
         dim: Channel width of the first layer.
-        norm: ``"none"`` or ``"layer"``; see :class:`~src.nets.DCGANCritic`.
+        norm: ``"none"``, ``"layer"`` or ``"spectral"`` (the class embedding too, as Miyato & Koyama); see
+            :class:`~src.nets.DCGANCritic`.
         num_classes: Number of classes.
+        init: ``"torch"`` or ``"paper"``; see :class:`~src.nets.DCGANCritic` (the embedding keeps N(0, 0.02)).
     """
 
     def __init__(
         self,
         data_shape: Sequence[int] = (1, 32, 32),
         dim: int = 64,
-        norm: Literal["none", "layer", "batch"] = "none",
+        norm: Literal["none", "layer", "batch", "spectral"] = "none",
         num_classes: int = 10,
+        init: Init = "torch",
     ) -> None:
         _check_classes(num_classes)
-        super().__init__(data_shape, dim, norm)
+        super().__init__(data_shape, dim, norm, init=init)
         self.num_classes = num_classes
         self.embed = nn.Embedding(num_classes, self.head.in_features)
         nn.init.normal_(self.embed.weight, std=0.02)
+        if norm == "spectral":
+            spectral_normalize(self.embed)
 
     def forward(self, x: Tensor, labels: Tensor) -> Tensor:  # type: ignore[override]
         """Critic scores (B,) of images as members of the given classes."""
@@ -130,6 +139,7 @@ class ConditionalResNetGenerator(ResNetGenerator):
         latent_dim: Size of the noise vector (128 in the paper).
         dim: Channels of every residual block (128 in the paper).
         num_classes: Number of classes.
+        init: ``"torch"`` or ``"paper"``; see :class:`~src.nets.ResNetGenerator`.
     """
 
     def __init__(
@@ -138,6 +148,7 @@ class ConditionalResNetGenerator(ResNetGenerator):
         latent_dim: int = 128,
         dim: int = 128,
         num_classes: int = 10,
+        init: Init = "torch",
     ) -> None:
         _check_classes(num_classes)
         super().__init__(data_shape, latent_dim, dim)
@@ -145,6 +156,7 @@ class ConditionalResNetGenerator(ResNetGenerator):
         self.blocks = nn.ModuleList([_ConditionalUpBlock(dim, num_classes) for _ in self.blocks])
         self.out_bn = ConditionalBatchNorm2d(dim, num_classes)
         self.out = nn.Sequential(*list(self.out)[1:])  # ReLU, conv, tanh: the BatchNorm is now out_bn
+        init_resnet(self, init, glorot=[self.out[1]])  # again: the conditional blocks are new
 
     def forward(self, z: Tensor, labels: Tensor) -> Tensor:  # type: ignore[override]
         """Generate images of the given classes."""
@@ -161,16 +173,26 @@ class ProjectionResNetCritic(ResNetCritic):
         data_shape: ``(C, H, W)`` with ``H = 4 * 2**k``; linked from the datamodule.
         dim: Channels of every residual block (128 in the paper).
         num_classes: Number of classes.
+        norm: ``"none"`` (the paper) or ``"spectral"`` (every layer and the class embedding, as Miyato &
+            Koyama).
+        init: ``"torch"`` or ``"paper"``; see :class:`~src.nets.ResNetCritic` (the embedding keeps N(0, 0.02)).
     """
 
     def __init__(
-        self, data_shape: Sequence[int] = (3, 32, 32), dim: int = 128, num_classes: int = 10
+        self,
+        data_shape: Sequence[int] = (3, 32, 32),
+        dim: int = 128,
+        num_classes: int = 10,
+        norm: Literal["none", "spectral"] = "none",
+        init: Init = "torch",
     ) -> None:
         _check_classes(num_classes)
-        super().__init__(data_shape, dim)
+        super().__init__(data_shape, dim, norm, init)
         self.num_classes = num_classes
         self.embed = nn.Embedding(num_classes, dim)
         nn.init.normal_(self.embed.weight, std=0.02)
+        if norm == "spectral":
+            spectral_normalize(self.embed)
 
     def forward(self, x: Tensor, labels: Tensor) -> Tensor:  # type: ignore[override]
         """Critic scores (B,) of images as members of the given classes."""

@@ -11,7 +11,9 @@ from typing import Literal
 
 from torch import Tensor, nn
 
-from src.nets.shapes import upsampling_plan
+from src.nets.init import Init, init_weights
+from src.nets.shapes import check_sizes, upsampling_plan
+from src.nets.spectral import spectral_normalize
 
 
 class DCGANGenerator(nn.Module):
@@ -21,10 +23,19 @@ class DCGANGenerator(nn.Module):
         data_shape: ``(C, H, W)``; linked from the datamodule.
         latent_dim: Size of the noise vector (128 in the paper).
         dim: Channel width of the last hidden layer; earlier layers double it.
+        init: ``"torch"`` (PyTorch's default) or ``"paper"`` (tflib's, as ``gan_mnist.py``: Glorot for the
+            linear layer, ``he_init`` for every transposed convolution; see :mod:`src.nets.init`).
     """
 
-    def __init__(self, data_shape: Sequence[int] = (1, 32, 32), latent_dim: int = 128, dim: int = 64) -> None:
+    def __init__(
+        self,
+        data_shape: Sequence[int] = (1, 32, 32),
+        latent_dim: int = 128,
+        dim: int = 64,
+        init: Init = "torch",
+    ) -> None:
         super().__init__()
+        check_sizes("DCGANGenerator", latent_dim=latent_dim, dim=dim)
         self.data_shape = tuple(int(s) for s in data_shape)
         self.latent_dim = latent_dim
         self.num_classes = 0
@@ -47,6 +58,7 @@ class DCGANGenerator(nn.Module):
             channels //= 2
         layers += [nn.ConvTranspose2d(channels, self.data_shape[0], 4, stride=2, padding=1), nn.Tanh()]
         self.upsample = nn.Sequential(*layers)
+        init_weights(self, init)
 
     def forward(self, z: Tensor) -> Tensor:
         """Generate images from noise."""
@@ -60,19 +72,25 @@ class DCGANCritic(nn.Module):
     Args:
         data_shape: ``(C, H, W)``; linked from the datamodule.
         dim: Channel width of the first layer; later layers double it.
-        norm: ``"none"`` (the paper), ``"layer"`` (LayerNorm, safe with a gradient penalty) or ``"batch"``
-            (only for weight clipping; it breaks the per-sample penalty and the run warns about it).
+        norm: ``"none"`` (the paper), ``"layer"`` (LayerNorm, safe with a gradient penalty), ``"batch"``
+            (only for weight clipping; it breaks the per-sample penalty and the run warns about it) or
+            ``"spectral"`` (spectral normalisation of every layer, Miyato et al. 2018; no penalty needed,
+            ``configs/penalties/spectral.yaml``).
+        init: ``"torch"`` (PyTorch's default) or ``"paper"`` (tflib's, as ``gan_mnist.py``: ``he_init`` for every
+            convolution, Glorot for the output layer; see :mod:`src.nets.init`).
     """
 
     def __init__(
         self,
         data_shape: Sequence[int] = (1, 32, 32),
         dim: int = 64,
-        norm: Literal["none", "layer", "batch"] = "none",
+        norm: Literal["none", "layer", "batch", "spectral"] = "none",
+        init: Init = "torch",
     ) -> None:
         super().__init__()
-        if norm not in ("none", "layer", "batch"):
-            raise ValueError(f"critic norm must be 'none', 'layer' or 'batch', got {norm!r}")
+        check_sizes("DCGANCritic", dim=dim)
+        if norm not in ("none", "layer", "batch", "spectral"):
+            raise ValueError(f"critic norm must be 'none', 'layer', 'batch' or 'spectral', got {norm!r}")
         self.data_shape = tuple(int(s) for s in data_shape)
         self.num_classes = 0
         base, doublings = upsampling_plan(self.data_shape)
@@ -90,6 +108,9 @@ class DCGANCritic(nn.Module):
             channels, out = out, out * 2
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(channels * base * base, 1)
+        init_weights(self, init)
+        if norm == "spectral":
+            spectral_normalize(self)
 
     def forward(self, x: Tensor) -> Tensor:
         """Critic scores (B,)."""

@@ -9,33 +9,13 @@ the batch, so the penalty stays per sample.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-def tflib_init(module: nn.Module) -> None:
-    """The released code's initialisation (tflib): zero biases and uniform weights with
-
-    * convolutions: std ``sqrt(4 / (fan_in + fan_out))`` with the kernel width in both fans (``he_init``);
-    * linear layers: Glorot, std ``sqrt(2 / (fan_in + fan_out))``.
-    """
-    for layer in module.modules():
-        if isinstance(layer, nn.Conv1d):
-            width = layer.kernel_size[0]
-            std = math.sqrt(4.0 / (layer.in_channels * width + layer.out_channels * width))
-        elif isinstance(layer, nn.Linear):
-            std = math.sqrt(2.0 / (layer.in_features + layer.out_features))
-        else:
-            continue
-        bound = std * math.sqrt(3.0)  # U[-a, a] has std a / sqrt(3)
-        with torch.no_grad():
-            layer.weight.uniform_(-bound, bound)
-            if layer.bias is not None:
-                layer.bias.zero_()
+from src.nets.init import Init, init_weights
 
 
 class ResBlock1d(nn.Module):
@@ -80,7 +60,9 @@ class LanguageGenerator(nn.Module):
         latent_dim: Size of the noise vector (128 in the paper).
         dim: Channels of the residual blocks (512 in the paper).
         num_blocks: Residual blocks (5 in the paper).
-        paper_init: The released code's initialisation (:func:`tflib_init`); ``False``: PyTorch's default.
+        init: ``"torch"`` (PyTorch's default) or ``"paper"`` (tflib's, as ``gan_language.py``: He-uniform
+            convolutions, ``√(4 / (fan_in + fan_out))`` with the kernel width in both fans, Glorot linear layers,
+            zero biases; see :mod:`src.nets.init`).
     """
 
     def __init__(
@@ -89,7 +71,7 @@ class LanguageGenerator(nn.Module):
         latent_dim: int = 128,
         dim: int = 512,
         num_blocks: int = 5,
-        paper_init: bool = True,
+        init: Init = "torch",
     ) -> None:
         super().__init__()
         self.data_shape = _shape(data_shape)
@@ -100,8 +82,7 @@ class LanguageGenerator(nn.Module):
         self.project = nn.Linear(latent_dim, dim * self.seq_len)
         self.blocks = nn.Sequential(*[ResBlock1d(dim) for _ in range(num_blocks)])
         self.out = nn.Conv1d(dim, self.vocab_size, 1)
-        if paper_init:
-            tflib_init(self)
+        init_weights(self, init)
 
     def forward(self, z: Tensor) -> Tensor:
         """Generate character distributions from noise."""
@@ -119,11 +100,13 @@ class LanguageCritic(nn.Module):
         data_shape: ``(vocab, seq_len)``; linked from the datamodule.
         dim: Channels of the residual blocks (512 in the paper).
         num_blocks: Residual blocks (5 in the paper).
-        paper_init: The released code's initialisation (:func:`tflib_init`); ``False``: PyTorch's default.
+        init: ``"torch"`` (PyTorch's default) or ``"paper"`` (tflib's, as ``gan_language.py``: He-uniform
+            convolutions, ``√(4 / (fan_in + fan_out))`` with the kernel width in both fans, Glorot linear layers,
+            zero biases; see :mod:`src.nets.init`).
     """
 
     def __init__(
-        self, data_shape: Sequence[int] = (32, 32), dim: int = 512, num_blocks: int = 5, paper_init: bool = True
+        self, data_shape: Sequence[int] = (32, 32), dim: int = 512, num_blocks: int = 5, init: Init = "torch"
     ) -> None:
         super().__init__()
         self.data_shape = _shape(data_shape)
@@ -132,8 +115,7 @@ class LanguageCritic(nn.Module):
         self.embed = nn.Conv1d(vocab_size, dim, 1)
         self.blocks = nn.Sequential(*[ResBlock1d(dim) for _ in range(num_blocks)])
         self.head = nn.Linear(dim * seq_len, 1)
-        if paper_init:
-            tflib_init(self)
+        init_weights(self, init)
 
     def forward(self, x: Tensor) -> Tensor:
         """Critic scores (B,)."""

@@ -7,11 +7,14 @@ Built for 32 px (three up-sampling blocks from 4x4); larger powers of two add bl
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from src.nets.init import Init, init_weights
 from src.nets.shapes import upsampling_plan
+from src.nets.spectral import spectral_normalize
 
 
 class _UpBlock(nn.Module):
@@ -60,6 +63,16 @@ class _DownBlock(nn.Module):
         return h + (F.avg_pool2d(s, 2) if self.downsample else s)
 
 
+def init_resnet(net: nn.Module, init: Init, glorot: Sequence[nn.Module] = ()) -> None:
+    """Initialise a ResNet as ``init`` says; ``"paper"`` is tflib's, as in ``gan_cifar_resnet.py``.
+
+    ``he_init`` for the blocks' 3x3 convolutions; Glorot for their 1x1 shortcuts, for ``glorot`` (the
+    generator's output convolution) and for the linear layers.
+    """
+    shortcuts = [m.shortcut for m in net.modules() if isinstance(m, (_UpBlock, _DownBlock))]
+    init_weights(net, init, glorot_conv=[m for m in [*shortcuts, *glorot] if m is not None])
+
+
 class ResNetGenerator(nn.Module):
     """Noise (B, latent_dim) -> images (B, C, H, W) in [-1, 1].
 
@@ -67,10 +80,16 @@ class ResNetGenerator(nn.Module):
         data_shape: ``(C, H, W)`` with ``H = 4 * 2**k`` (32 in the paper); linked from the datamodule.
         latent_dim: Size of the noise vector (128 in the paper).
         dim: Channels of every residual block (128 in the paper).
+        init: ``"torch"`` (PyTorch's default) or ``"paper"`` (tflib's, as ``gan_cifar_resnet.py``; see
+            :func:`init_resnet`).
     """
 
     def __init__(
-        self, data_shape: Sequence[int] = (3, 32, 32), latent_dim: int = 128, dim: int = 128
+        self,
+        data_shape: Sequence[int] = (3, 32, 32),
+        latent_dim: int = 128,
+        dim: int = 128,
+        init: Init = "torch",
     ) -> None:
         super().__init__()
         self.data_shape = tuple(int(s) for s in data_shape)
@@ -86,6 +105,7 @@ class ResNetGenerator(nn.Module):
             nn.Conv2d(dim, self.data_shape[0], 3, padding=1),
             nn.Tanh(),
         )
+        init_resnet(self, init, glorot=[self.out[2]])
 
     def forward(self, z: Tensor) -> Tensor:
         """Generate images from noise."""
@@ -99,10 +119,22 @@ class ResNetCritic(nn.Module):
     Args:
         data_shape: ``(C, H, W)`` with ``H = 4 * 2**k``; linked from the datamodule.
         dim: Channels of every residual block (128 in the paper).
+        norm: ``"none"`` (the paper) or ``"spectral"`` (spectral normalisation of every layer, as SN-GAN's
+            ResNet critic; no penalty needed, ``configs/penalties/spectral.yaml``).
+        init: ``"torch"`` (PyTorch's default) or ``"paper"`` (tflib's, as ``gan_cifar_resnet.py``; see
+            :func:`init_resnet`).
     """
 
-    def __init__(self, data_shape: Sequence[int] = (3, 32, 32), dim: int = 128) -> None:
+    def __init__(
+        self,
+        data_shape: Sequence[int] = (3, 32, 32),
+        dim: int = 128,
+        norm: Literal["none", "spectral"] = "none",
+        init: Init = "torch",
+    ) -> None:
         super().__init__()
+        if norm not in ("none", "spectral"):
+            raise ValueError(f"ResNet critic norm must be 'none' or 'spectral', got {norm!r}")
         self.data_shape = tuple(int(s) for s in data_shape)
         self.num_classes = 0
         _, doublings = upsampling_plan(self.data_shape, bases=(4,), min_doublings=2)
@@ -111,6 +143,9 @@ class ResNetCritic(nn.Module):
         blocks += [_DownBlock(dim, dim, downsample=False) for _ in range(2)]
         self.blocks = nn.Sequential(*blocks)
         self.head = nn.Linear(dim, 1)
+        init_resnet(self, init)
+        if norm == "spectral":
+            spectral_normalize(self)
 
     def forward(self, x: Tensor) -> Tensor:
         """Critic scores (B,)."""

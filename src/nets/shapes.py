@@ -1,8 +1,22 @@
-"""Validation of image shapes shared by the convolutional networks."""
+"""Validation of image shapes and layer sizes shared by the networks."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral
+
+
+def check_sizes(owner: str, minimum: int = 1, **sizes: int) -> None:
+    """Raise ``ValueError`` naming ``owner`` and the argument when a size is not an integer >= ``minimum``.
+
+    Args:
+        owner: The network's class name, e.g. ``"DCGANGenerator"``.
+        minimum: The smallest valid size.
+        **sizes: The sizes by argument name, e.g. ``dim=64``.
+    """
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+            raise ValueError(f"{owner} {name} must be an integer >= {minimum}, got {name}={value!r}")
 
 
 def upsampling_plan(

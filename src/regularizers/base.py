@@ -23,10 +23,15 @@ class CriticRegularizer(Callback):
     Attributes:
         name: Log key of the term, e.g. ``"gp"`` logs ``train/gp``.
         per_sample: Whether the term is computed per sample, so that BatchNorm in the critic breaks it.
+        constrains_wasserstein_critic: Whether it bounds the critic's slope everywhere between the data and the
+            fakes (a gradient penalty on interpolates, weight clipping), which the unbounded Wasserstein loss
+            needs. Penalties at the data only (R1, R2, DRAGAN) do not: with ``model.loss=wasserstein`` and only
+            those, the run warns that the critic is unconstrained.
     """
 
     name: str = "reg"
     per_sample: bool = True
+    constrains_wasserstein_critic: bool = True
 
     def __init__(self) -> None:
         super().__init__()

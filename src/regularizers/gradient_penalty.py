@@ -29,13 +29,14 @@ class GradientPenalty(CriticRegularizer):
 
     def __init__(self, weight: float = 10.0, target: float = 1.0, norm: float = 2.0) -> None:
         super().__init__()
-        if weight < 0:
+        # written so that NaN fails too: a NaN weight would pass `weight < 0` and switch the penalty off
+        if not 0 <= weight < float("inf"):
             raise ValueError(
-                f"GradientPenalty weight must be >= 0, got weight={weight}; use e.g. weight=10.0"
+                f"GradientPenalty weight must be a finite number >= 0, got weight={weight}; use e.g. weight=10.0"
             )
-        if target < 0:
-            raise ValueError(f"GradientPenalty target must be >= 0, got target={target}")
-        if norm < 1:
+        if not 0 <= target < float("inf"):
+            raise ValueError(f"GradientPenalty target must be a finite number >= 0, got target={target}")
+        if not norm >= 1:
             raise ValueError(f"GradientPenalty norm must be >= 1 (1, 2 or inf), got norm={norm}")
         self.weight = float(weight)
         self.target = float(target)

@@ -44,6 +44,9 @@ class DRAGANPenalty(GradientPenalty):
     ``std(x)`` the standard deviation of the whole real batch and ``α ~ U[0, 1]`` one per sample: a random
     point between each real sample and its perturbed copy, as in the authors' code. Fake samples are not used.
 
+    It bounds the critic only near the real data, so the paper uses it with the non-saturating GAN loss
+    (``configs/penalties/dragan.yaml``), not the Wasserstein loss (``constrains_wasserstein_critic`` is false).
+
     Args:
         weight: λ (10 in the paper).
         target: The gradient norm the penalty pulls towards (1).
@@ -52,13 +55,16 @@ class DRAGANPenalty(GradientPenalty):
     """
 
     name = "dragan"
+    constrains_wasserstein_critic = False
 
     def __init__(
         self, weight: float = 10.0, target: float = 1.0, norm: float = 2.0, perturb_scale: float = 0.5
     ) -> None:
         super().__init__(weight=weight, target=target, norm=norm)
-        if perturb_scale <= 0:
-            raise ValueError(f"DRAGANPenalty perturb_scale must be > 0, got perturb_scale={perturb_scale}")
+        if not 0 < perturb_scale < float("inf"):  # NaN fails too
+            raise ValueError(
+                f"DRAGANPenalty perturb_scale must be a finite number > 0, got perturb_scale={perturb_scale}"
+            )
         self.perturb_scale = float(perturb_scale)
 
     def perturb(self, real: Tensor) -> Tensor:
@@ -76,12 +82,21 @@ class DRAGANPenalty(GradientPenalty):
 
 
 class _SquaredGradientNorm(CriticRegularizer, ABC):
-    """``weight / 2 * E[||∇D(x)||²]`` at the points chosen by :meth:`points`."""
+    """``weight / 2 * E[||∇D(x)||²]`` at the points chosen by :meth:`points`.
+
+    It flattens the critic only at those points, so it does not bound a Wasserstein critic between real and
+    generated data (``constrains_wasserstein_critic`` is false): Mescheder et al. (2018) use it with the
+    non-saturating GAN loss (``configs/penalties/r1.yaml``).
+    """
+
+    constrains_wasserstein_critic = False
 
     def __init__(self, weight: float = 10.0) -> None:
         super().__init__()
-        if weight < 0:
-            raise ValueError(f"{type(self).__name__} weight must be >= 0, got weight={weight}; use e.g. 10.0")
+        if not 0 <= weight < float("inf"):  # NaN fails too
+            raise ValueError(
+                f"{type(self).__name__} weight must be a finite number >= 0, got weight={weight}; use e.g. 10.0"
+            )
         self.weight = float(weight)
 
     @property
@@ -156,12 +171,13 @@ class DriftPenalty(CriticRegularizer):
 
     name = "drift"
     per_sample = False
+    constrains_wasserstein_critic = False
 
     def __init__(self, epsilon: float = 0.001) -> None:
         super().__init__()
-        if epsilon < 0:
+        if not 0 <= epsilon < float("inf"):  # NaN fails too
             raise ValueError(
-                f"DriftPenalty epsilon must be >= 0, got epsilon={epsilon}; the paper uses 0.001"
+                f"DriftPenalty epsilon must be a finite number >= 0, got epsilon={epsilon}; the paper uses 0.001"
             )
         self.epsilon = float(epsilon)
 

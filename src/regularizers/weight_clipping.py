@@ -29,9 +29,10 @@ class WeightClipping(CriticRegularizer):
 
     def __init__(self, clip_value: float = 0.01, clip_buffers: bool = False) -> None:
         super().__init__()
-        if clip_value <= 0:
+        if not 0 < clip_value < float("inf"):  # NaN fails too
             raise ValueError(
-                f"WeightClipping clip_value must be > 0, got clip_value={clip_value}; the paper uses 0.01"
+                f"WeightClipping clip_value must be a finite number > 0, got clip_value={clip_value}; the paper "
+                "uses 0.01"
             )
         self.clip_value = float(clip_value)
         self.clip_buffers = bool(clip_buffers)

@@ -63,7 +63,9 @@ def word_counts(lines: list[str]) -> Counter[str]:
 
 def main(argv: list[str] | None = None) -> Path:
     """Write the corpus, one sentence a line; returns its path."""
-    parser = argparse.ArgumentParser(description="Write a small templated English corpus, one sentence a line.")
+    parser = argparse.ArgumentParser(
+        description="Write a small templated English corpus, one sentence a line."
+    )
     parser.add_argument("out", type=Path, help="the text file to write")
     parser.add_argument("--lines", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=0)

@@ -1,4 +1,7 @@
-"""Checkpoint writes that a kill cannot leave half-done: write a temporary file next to the target, then rename."""
+"""Checkpoint IO: atomic writes (a temporary file next to the target, then a rename) and loads that run no code.
+
+Loads always pass ``weights_only=True``, so no pickled code runs whatever the environment says.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from typing_extensions import override
 
+from src.utils.checkpoint import load_checkpoint
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """``TorchCheckpointIO`` whose local saves are atomic: the file is complete or absent, never truncated.
@@ -20,7 +25,21 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     move is a copy that a ``SIGKILL`` can cut short. Here the temporary file sits next to the target, is
     flushed to disk, then ``os.replace``-d over it (atomic within a filesystem). Remote paths (``s3://``...)
     keep Lightning's behaviour.
+
+    Loads (``trainer.fit/test(ckpt_path=...)``) always use ``weights_only=True``, whatever the caller or the
+    environment asks, and a truncated or unsafe file fails naming it (:func:`~src.utils.checkpoint.load_checkpoint`).
     """
+
+    @override
+    def load_checkpoint(
+        self,
+        path: _PATH,
+        map_location: Any | None = lambda storage, loc: storage,
+        weights_only: bool | None = None,
+    ) -> dict[str, Any]:
+        if not _is_local(path):
+            return super().load_checkpoint(path, map_location, weights_only=True)
+        return load_checkpoint(path, map_location=map_location)
 
     @override
     def save_checkpoint(

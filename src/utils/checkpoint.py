@@ -1,12 +1,19 @@
-"""Finding the checkpoint to resume from, and a clear error when it does not fit the configured model."""
+"""Checkpoint helpers: safe loading, the newest ``last.ckpt`` of a folder, a clear error when one does not fit.
+
+Every checkpoint is loaded by :func:`load_checkpoint`, with ``weights_only=True`` whatever the environment says
+(``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` only overrides an omitted argument), so no pickled code runs.
+
+Which checkpoint ``--ckpt_path last|auto`` resumes is decided in :mod:`src.utils.resume`.
+"""
 
 from __future__ import annotations
 
-import os
+import pickle
 import re
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 LAST_PATTERN = "last*.ckpt"  # ModelCheckpoint's `last.ckpt`, or `last-v1.ckpt` when the name was taken
@@ -20,23 +27,75 @@ class CheckpointMismatchError(RuntimeError):
     """A checkpoint was saved by a model configured differently from the one being run."""
 
 
+class CheckpointLoadError(RuntimeError):
+    """A checkpoint file cannot be loaded: truncated, not a checkpoint, or holding more than tensors and plain types."""
+
+
+def _unpickler_detail(error: BaseException) -> str:
+    """The useful line of torch's ``weights_only`` refusal (``Unsupported global: GLOBAL io.open ...``)."""
+    text = str(error)
+    detail = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines()
+    return detail[0].strip() if detail and detail[0].strip() else text.strip().splitlines()[0]
+
+
+def load_checkpoint(path: str | Path, map_location: Any = "cpu", mmap: bool = False) -> dict[str, Any]:
+    """Load a checkpoint file with ``weights_only=True``, failing with an error that names the file.
+
+    The argument is passed explicitly, so ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` cannot turn it off and no pickled
+    code runs, whoever wrote the file.
+
+    Args:
+        path: A local checkpoint file.
+        map_location: As for :func:`torch.load`.
+        mmap: Map the tensors instead of reading them (enough to check a file, or to read its metadata).
+
+    Returns:
+        The checkpoint's dict.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        CheckpointLoadError: The file is truncated or corrupt, is not a PyTorch checkpoint, or holds objects other
+            than tensors and plain types (unpickling it could run code).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Checkpoint file not found: {path}")
+    try:
+        try:
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+        except RuntimeError as error:  # mmap needs the zip format: read the file plainly to say what it is
+            if not (mmap and "mmap can only be used" in str(error)):
+                raise
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        detail = _unpickler_detail(error)
+        if "global" in detail.lower():
+            raise CheckpointLoadError(
+                f"Refused to load the checkpoint {path}: it holds objects other than tensors and plain types "
+                f"({detail.split(' was not', 1)[0]}), and unpickling them could run code. Checkpoints are always "
+                "loaded with weights_only=True; only a checkpoint written by src.train loads."
+            ) from error
+        raise CheckpointLoadError(f"Cannot read the checkpoint {path}: it is corrupt ({detail}).") from error
+    except (RuntimeError, EOFError, OSError, KeyError, ValueError) as error:
+        first = (str(error).strip().splitlines() or [""])[0].split(". ")[0][:160]
+        raise CheckpointLoadError(
+            f"Cannot read the checkpoint {path}: it is truncated, corrupt or not a PyTorch checkpoint "
+            f"({type(error).__name__}: {first or 'no data'}). A checkpoint cut short by a crash or a full disk cannot "
+            "be repaired; use an earlier one."
+        ) from error
+    if not isinstance(checkpoint, dict):
+        raise CheckpointLoadError(
+            f"{path} is not a Lightning checkpoint: it holds a {type(checkpoint).__name__}, not a dict."
+        )
+    return checkpoint
+
+
 def newest_last_checkpoint(directories: list[Path]) -> Path | None:
     """The most recently written ``last*.ckpt`` in ``directories`` (``None`` when there is none)."""
     found = [
         path for directory in directories for path in Path(directory).glob(LAST_PATTERN) if path.is_file()
     ]
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
-
-
-def last_checkpoint_of_runs(save_dir: str | Path, name: str) -> tuple[Path, str] | None:
-    """The newest ``last*.ckpt`` under ``<save_dir>/<name>/<version>/checkpoints/`` and that version's name.
-
-    This is where Lightning's ``ModelCheckpoint`` writes when its ``dirpath`` is unset and the first logger
-    has this ``save_dir`` and ``name`` (CSV and TensorBoard: ``version_N``; W&B: the run id).
-    """
-    root = Path(save_dir) / str(name)
-    path = newest_last_checkpoint(sorted(root.glob("*/checkpoints")))
-    return (path, path.parent.parent.name) if path is not None else None
 
 
 def logger_version(version_dir: str) -> int | str:
@@ -87,70 +146,3 @@ def check_checkpoint_fits(module: nn.Module, checkpoint: dict[str, Any], ckpt_pa
         f"({details}).{trained_on} Resume with the configuration it was trained with: "
         "--config <its run directory>/config.yaml --ckpt_path <the checkpoint>."
     )
-
-
-def _first_logger(logger: Any) -> Any:
-    if isinstance(logger, (list, tuple)):
-        return logger[0] if logger else None
-    return logger
-
-
-def resolve_last_checkpoint(config: Any) -> Path | None:
-    """Turn ``ckpt_path: last`` into the newest ``last*.ckpt`` of this configuration's runs, in place.
-
-    Lightning's own ``"last"`` only looks in the directory of the run being started, which is a fresh
-    ``version_N``; this looks where earlier runs of the same configuration wrote, in this order:
-
-    - ``checkpoint.dirpath`` when it is set;
-    - ``<save_dir>/<name>/*/checkpoints/`` of the first logger (CSV and TensorBoard: ``name``; W&B: ``project``),
-      and the logger's ``version`` is set to the found run's, so the resumed run logs into the same directory
-      (and the same W&B run); Lightning's ``CSVLogger`` becomes
-      :class:`~src.utils.csv_logger.ResumableCSVLogger`, which appends to ``metrics.csv`` instead of deleting it;
-    - ``<default_root_dir>/checkpoints/`` without a logger.
-
-    Args:
-        config: The parsed LightningCLI config (a jsonargparse ``Namespace``).
-
-    Returns:
-        The checkpoint found (also written to ``config.ckpt_path``), or ``None`` when ``ckpt_path`` is not "last".
-
-    Raises:
-        FileNotFoundError: No ``last*.ckpt`` exists where the run would have written one.
-    """
-    if config.get("ckpt_path") != "last":
-        return None
-    trainer = config.trainer
-    root = Path(trainer.get("default_root_dir") or os.getcwd())
-    dirpath = config.get("checkpoint.dirpath") if "checkpoint" in config else None
-    logger = _first_logger(trainer.get("logger"))
-    found: Path | None = None
-    version: str | None = None
-    if dirpath:
-        searched = f"{dirpath}/{LAST_PATTERN}"
-        found = newest_last_checkpoint([Path(dirpath)])
-    elif logger is None or logger is False:
-        searched = f"{root / 'checkpoints'}/{LAST_PATTERN}"
-        found = newest_last_checkpoint([root / "checkpoints"])
-    else:
-        class_path = "" if logger is True else str(logger.get("class_path", ""))
-        init = None if logger is True else logger.get("init_args")
-        if class_path.endswith("WandbLogger"):
-            name = (init and init.get("project")) or os.environ.get("WANDB_PROJECT", "lightning_logs")
-        else:
-            name = (init and init.get("name")) or "lightning_logs"
-        save_dir = Path((init and init.get("save_dir")) or root)
-        searched = f"{save_dir / str(name)}/*/checkpoints/{LAST_PATTERN}"
-        hit = last_checkpoint_of_runs(save_dir, str(name))
-        if hit is not None:
-            found, version = hit
-            if init is not None and "version" in init:
-                init.version = version if class_path.endswith("WandbLogger") else logger_version(version)
-            if class_path in LIGHTNING_CSV_LOGGERS:  # Lightning's CSVLogger would delete metrics.csv
-                logger.class_path = "src.utils.csv_logger.ResumableCSVLogger"
-    if found is None:
-        raise FileNotFoundError(
-            f"--ckpt_path last: no checkpoint matches {searched}. Start the run without --ckpt_path, or pass a "
-            "checkpoint file (--ckpt_path path/to/file.ckpt)."
-        )
-    config.ckpt_path = str(found)
-    return found

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
 from lightning.pytorch.cli import SaveConfigCallback
+
+from src.utils.checkpoint import load_checkpoint
 
 CONFIG_NAME = "config.yaml"
 
@@ -61,16 +62,21 @@ def load_run(
     Returns:
         The :class:`~src.cli.WGANCLI` with ``trainer``, ``model`` and ``datamodule``; ``cli.config_path`` is the
         config file used.
+
+    Raises:
+        FileNotFoundError: ``ckpt_path`` is not a file, or no ``config.yaml`` was found.
+        CheckpointLoadError: The checkpoint is truncated, corrupt or unsafe (loaded with ``weights_only=True``).
     """
     from src.cli import build_cli
 
     config_path = Path(config) if config is not None else find_run_config(ckpt_path)
+    # weights_only=True (no pickled code runs), and before anything is built: a bad file fails fast
+    checkpoint = load_checkpoint(ckpt_path) if load_weights else None
     cli = build_cli(["--config", str(config_path), "--trainer.logger=false", *(args or [])], **cli_kwargs)
     # The run's config.yaml is already written; without a logger it would be written into the working directory.
     cli.trainer.callbacks[:] = [cb for cb in cli.trainer.callbacks if not isinstance(cb, SaveConfigCallback)]
     cli.config_path = config_path
-    if load_weights:
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    if checkpoint is not None:
         cli.model.on_load_checkpoint(checkpoint)  # checks the shapes fit, restores the step counters
         cli.model.load_state_dict(checkpoint["state_dict"])
     return cli

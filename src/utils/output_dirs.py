@@ -1,0 +1,132 @@
+"""The run's output folders.
+
+They are rooted at ``--trainer.default_root_dir``, checked writable before training starts, and a run that fails
+leaves no empty run directory behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+# What a run writes at its start; a run directory holding nothing else has no results.
+START_FILES = frozenset({"config.yaml", "hparams.yaml"})
+
+
+class OutputNotWritableError(OSError):
+    """An output folder of the run cannot be written."""
+
+
+def _loggers(logger: Any) -> list[Any]:
+    loggers = logger if isinstance(logger, (list, tuple)) else [logger]
+    return [lg for lg in loggers if lg is not None and not isinstance(lg, bool) and lg.get("init_args")]
+
+
+def _is_local(path: Any) -> bool:
+    return path is not None and "://" not in str(path)
+
+
+def root_logger_dirs(config: Any) -> None:
+    """Take relative logger ``save_dir``s inside ``--trainer.default_root_dir``, in place.
+
+    Lightning's loggers ignore ``default_root_dir`` once their ``save_dir`` is set, as the default CSV logger's
+    ``runs`` is; with this, ``--trainer.default_root_dir=X`` writes the run to ``X/runs/<name>/version_N``.
+    """
+    root = config.trainer.get("default_root_dir")
+    if not root:
+        return
+    for logger in _loggers(config.trainer.get("logger")):
+        save_dir = logger.init_args.get("save_dir")
+        if _is_local(save_dir) and not os.path.isabs(str(save_dir)):
+            logger.init_args.save_dir = str(Path(root) / str(save_dir))
+
+
+def output_folders(config: Any) -> list[tuple[str, Path]]:
+    """The options naming a folder the run writes to, with their values (local paths only)."""
+    trainer = config.trainer
+    folders: list[tuple[str, Any]] = []
+    if "checkpoint" in config:
+        folders.append(("--checkpoint.dirpath", config.get("checkpoint.dirpath")))
+    best = config.get("best")
+    if best is not None and best.get("init_args") is not None:
+        folders.append(("--best.init_args.dirpath", best.init_args.get("dirpath")))
+    loggers = _loggers(trainer.get("logger"))
+    for i, logger in enumerate(loggers):
+        key = "logger" if len(loggers) == 1 else f"logger[{i}]"
+        folders.append((f"--trainer.{key}.init_args.save_dir", logger.init_args.get("save_dir")))
+    if trainer.get("default_root_dir") or not loggers:  # checkpoints go there without a logger
+        folders.append(("--trainer.default_root_dir", trainer.get("default_root_dir") or os.getcwd()))
+    return [(option, Path(str(value))) for option, value in folders if value and _is_local(value)]
+
+
+def unwritable_reason(folder: Path) -> str | None:
+    """Why ``folder`` cannot be created or written (``None`` when it can), without creating anything.
+
+    The nearest existing ancestor must be a folder in which a (nameless, temporary) file can be created.
+    """
+    existing = folder.absolute()
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        return f"{existing} is not writable ({error.strerror or error})"
+    return None
+
+
+def check_writable(config: Any) -> None:
+    """Fail before training when an output folder cannot be written.
+
+    Raises:
+        OutputNotWritableError: Naming the option, its value and why.
+    """
+    for option, folder in output_folders(config):
+        reason = unwritable_reason(folder)
+        if reason is not None:
+            raise OutputNotWritableError(
+                f"{option}={folder}: the run cannot write there: {reason}. Choose a writable folder."
+            )
+
+
+def _is_empty_run(run_dir: Path) -> bool:
+    files = [p for p in run_dir.rglob("*") if not p.is_dir()]
+    return all(p.parent == run_dir and p.name in START_FILES for p in files)
+
+
+@contextlib.contextmanager
+def no_empty_run_dir(trainer: pl.Trainer) -> Iterator[None]:
+    """Remove the run directory this run creates when the block fails before any result is written.
+
+    Only a new ``version_N`` of a CSV or TensorBoard logger is removed, on rank zero, when it holds nothing but
+    ``config.yaml`` and ``hparams.yaml``; so are the folders above it that this run created and left empty.
+    """
+    logger = trainer.logger
+    created: list[Path] = []
+    # rank_zero_only.rank comes from the launcher's environment: DDP's ranks are not yet set on the trainer
+    is_zero = trainer.is_global_zero and rank_zero_only.rank == 0
+    if is_zero and isinstance(logger, (CSVLogger, TensorBoardLogger)) and logger.log_dir:
+        folder = Path(logger.log_dir).absolute()
+        while not folder.exists():
+            created.append(folder)
+            folder = folder.parent
+    try:
+        yield
+    except BaseException:
+        if created and created[0].is_dir() and _is_empty_run(created[0]):
+            shutil.rmtree(created[0], ignore_errors=True)
+            for parent in created[1:]:
+                with contextlib.suppress(OSError):
+                    parent.rmdir()  # only when empty
+        raise
