@@ -115,7 +115,12 @@ def test_non_saturating_loss_with_r1_learns_the_25_gaussians(tmp_path: Path) -> 
     )
     centres, std = toy_mode_centers("25gaussians"), toy_mode_std("25gaussians")
     before = mode_coverage(model.sample(2500), centres, std)
-    trainer(tmp_path, callbacks=[R1Penalty(0.1)], max_epochs=1000).fit(model, toy_data(500, 256))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: one thread is faster (5x on a busy machine) and reproducible
+    try:
+        trainer(tmp_path, callbacks=[R1Penalty(0.1)], max_epochs=1000).fit(model, toy_data(500, 256))
+    finally:
+        torch.set_num_threads(threads)
     after = mode_coverage(model.sample(2500), centres, std)
-    assert before["modes_covered"] <= 2 and after["modes_covered"] >= 5, (before, after)
-    assert after["high_quality_fraction"] > before["high_quality_fraction"] + 0.1, (before, after)
+    assert before["modes_covered"] <= 2 and after["modes_covered"] >= 8, (before, after)
+    assert after["high_quality_fraction"] > before["high_quality_fraction"] + 0.15, (before, after)

@@ -115,3 +115,19 @@ def integer_option(option: str, value: float, paper: int) -> int:
             f"model.{option} must be an integer >= 1, got {option}={value}; the paper uses {paper}"
         )
     return int(value)
+
+
+def check_module_options(
+    generator: nn.Module, max_generator_steps: int | None, num_fixed_samples: int
+) -> None:
+    """Refuse a run length, a sample-grid size or a generator the module cannot work with, naming the option."""
+    if max_generator_steps is not None and max_generator_steps < 1:
+        raise ValueError(
+            f"model.max_generator_steps must be >= 1 or null, got max_generator_steps={max_generator_steps}"
+        )
+    if num_fixed_samples < 1:
+        raise ValueError(f"model.num_fixed_samples must be >= 1, got {num_fixed_samples}")
+    if not hasattr(generator, "latent_dim"):
+        raise ValueError(
+            f"the generator {type(generator).__name__} must have an integer attribute `latent_dim`"
+        )

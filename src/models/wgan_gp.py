@@ -99,16 +99,7 @@ class WGANGP(SamplingMixin, SafeLoadingMixin, pl.LightningModule):
         self.generator_batch_multiple = fit_checks.integer_option(
             "generator_batch_multiple", generator_batch_multiple, 2
         )
-        if max_generator_steps is not None and max_generator_steps < 1:
-            raise ValueError(
-                f"model.max_generator_steps must be >= 1 or null, got max_generator_steps={max_generator_steps}"
-            )
-        if num_fixed_samples < 1:
-            raise ValueError(f"model.num_fixed_samples must be >= 1, got {num_fixed_samples}")
-        if not hasattr(generator, "latent_dim"):
-            raise ValueError(
-                f"the generator {type(generator).__name__} must have an integer attribute `latent_dim`"
-            )
+        fit_checks.check_module_options(generator, max_generator_steps, num_fixed_samples)
         self.save_hyperparameters(ignore=["generator", "critic"])
         self.automatic_optimization = False
         self.generator = generator
