@@ -18,6 +18,7 @@ def _fit(tmp_path: Path, compile: bool) -> torch.nn.Module:
     return model
 
 
+@pytest.mark.heavy
 @pytest.mark.slow  # inductor compiles several graphs on the CPU: 20-60 s
 def test_compiled_training_matches_eager_and_warns_once_about_the_penalty(tmp_path: Path) -> None:
     eager = _fit(tmp_path, compile=False)

@@ -150,6 +150,7 @@ def test_mismatched_networks_or_data_fail_with_the_fix(tmp_path: Path) -> None:
         trainer(tmp_path, max_steps=1).fit(toy, toy_data(2))
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_conditional_samples_are_classified_as_requested(tmp_path: Path) -> None:
     """After a short run on the digits, the offline digits classifier mostly agrees with the requested class."""

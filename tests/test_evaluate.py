@@ -131,6 +131,7 @@ def test_a_checkpoint_outside_a_run_needs_config(tmp_path: Path) -> None:
         find_run_config(lonely)
 
 
+@pytest.mark.heavy
 @pytest.mark.slow  # 100 generator steps on 16 px digits: about 30 s on one CPU core
 def test_fid_falls_as_the_generator_trains(tmp_path: Path) -> None:
     cli = build_cli(

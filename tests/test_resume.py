@@ -251,6 +251,7 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_last_never_takes_over_an_other_run_and_auto_starts_fresh(tmp_path: Path) -> None:
     """Issue 14, item 2: run A; run B killed before its first checkpoint; B's ``--ckpt_path last`` must not

@@ -78,6 +78,7 @@ def test_bad_text_fails_with_a_message_naming_data_path(
     assert proc.returncode != 0 and re.search(message, proc.stderr), proc.stderr[-2000:]
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_samples_are_logged_to_wandb_as_a_table(tmp_path: Path) -> None:
     corpus = _corpus(tmp_path / "corpus.txt", 300)
