@@ -56,6 +56,8 @@ def test_the_fast_toy_config_covers_the_25_gaussians(tmp_path: Path) -> None:
         noise=torch.randn(2500, model.latent_dim, generator=torch.Generator().manual_seed(1))
     )
     coverage = mode_coverage(samples, toy_mode_centers("25gaussians"), toy_mode_std("25gaussians"))
-    assert coverage["modes_covered"] >= 18, coverage  # 21-25 over 5 seeds (BENCHMARKS.md); 3-6 with the paper's lr
+    assert coverage["modes_covered"] >= 18, (
+        coverage
+    )  # 21-25 over 5 seeds (BENCHMARKS.md); 3-6 with the paper's lr
     peak = max(probe.estimates)
     assert probe.estimates[-1] < 0.5 * peak, probe.estimates
