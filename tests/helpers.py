@@ -16,6 +16,22 @@ from src.regularizers import GradientPenalty
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# A toy CLI run of about 3 ms per step: short epochs (a checkpoint each), no plots, no W1 metric.
+TOY = [
+    "--config",
+    "configs/toy.yaml",
+    "--model.generator.init_args.hidden_dim=16",
+    "--model.critic.init_args.hidden_dim=16",
+    "--data.batch_size=32",
+    "--data.batches_per_epoch=10",
+    "--model.n_critic=2",
+    "--trainer.limit_val_batches=1",
+    "--trainer.enable_progress_bar=false",
+    "--quality=null",
+    "--best=null",
+    "--samples.every_n_epochs=1000",
+]
+
 
 def toy_model(n_critic: int = 5, hidden: int = 32, **kwargs: Any) -> WGANGP:
     """A small MLP WGAN for 2-D data."""

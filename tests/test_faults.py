@@ -22,23 +22,7 @@ from src.utils.checkpoint import CheckpointMismatchError, newest_last_checkpoint
 from src.utils.csv_logger import ResumableCSVLogger
 from src.utils.divergence import TrainingDivergedError
 from tests.faulty_nets import NaNAfterCritic
-from tests.helpers import REPO_ROOT, run_cli, toy_data, toy_model, trainer
-
-# A toy run of about 3 ms per step: short epochs (a checkpoint each), no plots, no W1 metric.
-TOY = [
-    "--config",
-    "configs/toy.yaml",
-    "--model.generator.init_args.hidden_dim=16",
-    "--model.critic.init_args.hidden_dim=16",
-    "--data.batch_size=32",
-    "--data.batches_per_epoch=10",
-    "--model.n_critic=2",
-    "--trainer.limit_val_batches=1",
-    "--trainer.enable_progress_bar=false",
-    "--quality=null",
-    "--best=null",
-    "--samples.every_n_epochs=1000",
-]
+from tests.helpers import REPO_ROOT, TOY, run_cli, toy_data, toy_model, trainer
 
 
 def _toy(save_dir: Path, *extra: str) -> list[str]:

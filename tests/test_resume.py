@@ -24,22 +24,8 @@ from src.utils.checkpoint import CheckpointMismatchError
 from src.utils.csv_logger import ResumableCSVLogger
 from src.utils.output_dirs import OutputNotWritableError, no_empty_run_dir, unwritable_reason
 from src.utils.resume import RUN_CONFIG_KEY, config_differences
-from tests.helpers import REPO_ROOT, run_cli
+from tests.helpers import REPO_ROOT, TOY, run_cli
 
-TOY = [
-    "--config",
-    "configs/toy.yaml",
-    "--model.generator.init_args.hidden_dim=16",
-    "--model.critic.init_args.hidden_dim=16",
-    "--data.batch_size=32",
-    "--data.batches_per_epoch=10",
-    "--model.n_critic=2",
-    "--trainer.limit_val_batches=1",
-    "--trainer.enable_progress_bar=false",
-    "--quality=null",
-    "--best=null",
-    "--samples.every_n_epochs=1000",
-]
 LR = "--model.critic_optimizer.init_args.lr=1e-3"
 
 
