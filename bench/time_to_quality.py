@@ -36,14 +36,18 @@ TOY_KEYS = ["val/modes_covered", "val/high_quality", "val/w1"]
 DIGITS_KEYS = ["val/fid", "val/classes_covered"]
 
 
-def digits_reference_fid() -> float:
-    """FID between the real digits' train and test splits, on the digits-classifier features."""
+def digits_reference_fid(image_size: int = 16) -> float:
+    """FID between the real digits' train and test splits, on the digits-classifier features.
+
+    Args:
+        image_size: The digits' size; 16 px is the default run's (``src/cli.py``).
+    """
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     from src.data import DigitsDataModule
     from src.metrics.digits_classifier import DigitsFeatureExtractor
 
-    data = DigitsDataModule(image_size=32)
+    data = DigitsDataModule(image_size=image_size)
     metric = FrechetInceptionDistance(feature=DigitsFeatureExtractor("features"))  # uint8 images
     metric.update(data.reference_images("train"), real=True)
     metric.update(data.reference_images("test"), real=False)
@@ -58,11 +62,14 @@ def toy_target(m: dict[str, float]) -> bool:
 class Clock(pl.Callback):
     """Records (seconds since fit start, generator steps, metrics) after each evaluation.
 
-    The target is reached at the evaluation that completes ``hold`` consecutive evaluations meeting it.
+    The target is reached at the evaluation that completes ``hold`` consecutive evaluations meeting it; with
+    ``stop`` the run ends there.
     """
 
-    def __init__(self, keys: list[str], reached: Callable[[dict], bool], hold: int, budget_s: float) -> None:
-        self.keys, self.reached, self.hold, self.budget_s = keys, reached, hold, budget_s
+    def __init__(
+        self, keys: list[str], reached: Callable[[dict], bool], hold: int, budget_s: float, stop: bool = False
+    ) -> None:
+        self.keys, self.reached, self.hold, self.budget_s, self.stop = keys, reached, hold, budget_s, stop
         self.points: list[dict] = []
         self.hit: dict | None = None
         self.streak = 0
@@ -88,7 +95,7 @@ class Clock(pl.Callback):
         self.streak = self.streak + 1 if self.reached(metrics) else 0
         if self.hit is None and self.streak >= self.hold:
             self.hit = point
-        if point["seconds"] > self.budget_s:
+        if point["seconds"] > self.budget_s or (self.stop and self.hit is not None):
             trainer.should_stop = True
 
 
@@ -131,6 +138,7 @@ def main() -> None:
     parser.add_argument(
         "--steps-only", action="store_true", help="record steps and quality, not seconds (any load)"
     )
+    parser.add_argument("--stop-at-target", action="store_true", help="end each seed's run at its target")
     args, extra = parser.parse_known_args()
     load = load_average() if args.steps_only else require_quiet(args.max_load)
 
@@ -150,7 +158,7 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix=f"ttq_{args.case}_")
     rows, clocks = [], []
     for seed in range(args.seeds):
-        clock = Clock(keys, reached, hold, args.budget_min * 60)
+        clock = Clock(keys, reached, hold, args.budget_min * 60, args.stop_at_target)
         fit_s = run_seed([*config, *extra], seed, clock, tmp, data_seed=args.case.startswith("toy"))
         clocks.append(clock)
         last = clock.points[-1] if clock.points else {}

@@ -14,6 +14,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from typing_extensions import override
 
@@ -265,6 +266,11 @@ class ImageQuality(ScheduledEvaluation):
         images = real_images.reference_images(
             trainer.datamodule, self.real_split, self.num_real or self.num_samples, seed
         )  # (N, C, H, W) uint8, the same on every rank
+        if self.num_real is not None and len(images) < self.num_real:
+            rank_zero_info(
+                f"ImageQuality: the {self.real_split} split has {len(images)} images; using all of them as the "
+                f"real reference (num_real={self.num_real})"
+            )
         if len(images) < 2:
             raise ValueError(
                 f"ImageQuality found {len(images)} real image(s) in the {self.real_split} split; it needs at "

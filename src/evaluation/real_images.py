@@ -6,7 +6,7 @@ import hashlib
 from typing import Any
 
 import torch
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torch.utils.data import IterableDataset
 
@@ -50,11 +50,6 @@ def reference_images(datamodule: Any, split: str, n: int, seed: int) -> Tensor:
         raise ValueError(
             f"ImageQuality takes real images from the datamodule's reference_images() or {split}_dataloader(), "
             "but the trainer has no such datamodule; pass `datamodule=` to the trainer or change real_split"
-        )
-    if len(images) < n:
-        rank_zero_info(
-            f"ImageQuality: the {split} split has {len(images)} images; using all of them as the real reference "
-            f"(asked for {n})"
         )
     return images
 
