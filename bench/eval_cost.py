@@ -16,7 +16,7 @@ import time
 import lightning.pytorch as pl
 import torch
 
-from bench.common import median, stamp, write_section
+from bench.common import median, require_quiet, stamp, write_section
 from src.cli import build_cli
 from src.evaluation import ImageQuality
 
@@ -41,6 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=21)
     args = parser.parse_args()
+    load = require_quiet()
     tmp = tempfile.mkdtemp(prefix="eval_cost_")
     cli = build_cli(
         [
@@ -80,7 +81,7 @@ def main() -> None:
         f"{100 * eval_s / epoch_s:.0f}% of an epoch) |\n\n"
         f"Medians over {args.epochs} epochs and {len(durations)} evaluations (the first evaluation, which also "
         f"computes and caches the real features, took {durations[0]:.2f} s). Threads: {torch.get_num_threads()}. "
-        f"{stamp()}"
+        f"{stamp(load)}"
     )
     print(body)
     write_section("eval_cost", body)

@@ -52,8 +52,8 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 }
 
 # The default run measures FID/IS/KID offline with the digits classifier (`--quality`) and keeps the best-FID
-# checkpoint (`--best`): 2000 samples against the 1455 training digits every 10 epochs, about 4% of the training
-# time on a CPU. `--best` is a second ModelCheckpoint: with a monitor, Lightning 2.6 writes last.ckpt only when a
+# checkpoint (`--best`): 2000 samples against the 1455 training digits every 10 epochs, about 7% of the training
+# time on a CPU (bench/eval_cost.py). `--best` is a second ModelCheckpoint: with a monitor, Lightning 2.6 writes last.ckpt only when a
 # top-k checkpoint is saved, so `--checkpoint` (no monitor) keeps last.ckpt current for resuming.
 DIGITS_QUALITY: dict[str, Any] = {
     "class_path": "src.evaluation.ImageQuality",
