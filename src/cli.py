@@ -38,7 +38,7 @@ warnings.filterwarnings(
 DDP_STRATEGY = "ddp_find_unused_parameters_true"
 
 # The default digits run departs from the paper's recipe where a measured curve showed it trains faster on a CPU
-# (bench/time_to_quality.py, BENCHMARKS.md): 16 px digits, n_critic 1 and Adam lr 2e-3 with betas (0.5, 0.9) for
+# (bench/digits_levers.py, BENCHMARKS.md): 16 px digits, n_critic 1 and Adam lr 2e-3 with betas (0.5, 0.9) for
 # both players. The paper's configs (toy, mnist, cifar10, text) state the paper's optimizer and n_critic.
 DIGITS_ADAM = {"class_path": "torch.optim.Adam", "init_args": {"lr": 2e-3, "betas": [0.5, 0.9]}}
 
@@ -53,8 +53,8 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 
 # The default run measures FID/IS/KID offline with the digits classifier (`--quality`) and keeps the best-FID
 # checkpoint (`--best`): 2000 samples against the 1455 training digits every 10 epochs, about 7% of the training
-# time on a CPU (bench/eval_cost.py). `--best` is a second ModelCheckpoint: with a monitor, Lightning 2.6 writes last.ckpt only when a
-# top-k checkpoint is saved, so `--checkpoint` (no monitor) keeps last.ckpt current for resuming.
+# time on a CPU (bench/eval_cost.py). `--best` is a second ModelCheckpoint: with a monitor, Lightning 2.6 writes
+# last.ckpt only when a top-k checkpoint is saved, so `--checkpoint` (no monitor) keeps last.ckpt current for resuming.
 DIGITS_QUALITY: dict[str, Any] = {
     "class_path": "src.evaluation.ImageQuality",
     "init_args": {

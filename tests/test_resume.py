@@ -110,7 +110,8 @@ def test_the_run_length_may_change_and_a_random_seed_matches_any_seed(
     args = _toy(tmp_path)
     ckpt = _fake_run(tmp_path / "toy", "version_0", saved("--seed_everything=7"), age=10)
     longer = ["--model.max_generator_steps=9", "--trainer.max_epochs=3", "--checkpoint.every_n_epochs=2"]
-    assert build_cli([*args, *longer, "--ckpt_path", "last"]).config.ckpt_path == str(ckpt)
+    random_seed = "--seed_everything=true"  # the default is seed 0
+    assert build_cli([*args, *longer, random_seed, "--ckpt_path", "last"]).config.ckpt_path == str(ckpt)
     with pytest.raises(CheckpointMismatchError, match=r"seed_everything: 7 in the run, 8 now"):
         build_cli([*args, "--seed_everything=8", "--ckpt_path", "last"])
 

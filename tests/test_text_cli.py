@@ -99,6 +99,7 @@ def test_samples_are_logged_to_wandb_as_a_table(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # about 100 s on 2 cores; CI's real training is tests/test_learning.py
 def test_the_small_config_learns_words(tmp_path: Path) -> None:
     """configs/text_small.yaml on 4000 templated sentences: val/js4 at least halves, samples use frequent words."""
     lines = make_sentences(4000)
