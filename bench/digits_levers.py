@@ -37,7 +37,7 @@ def lr(value: float) -> list[str]:
     ]
 
 
-def DECAY(steps: int) -> list[str]:  # noqa: N802 - reads as a constant in VARIANTS
+def decay(steps: int) -> list[str]:
     """Both learning rates decayed linearly to 0 over ``steps`` generator steps."""
     return [
         f"--model.{p}_scheduler={{class_path: torch.optim.lr_scheduler.LinearLR, init_args: "
@@ -46,7 +46,7 @@ def DECAY(steps: int) -> list[str]:  # noqa: N802 - reads as a constant in VARIA
     ]
 
 
-def CRITIC_LR(value: float) -> str:  # noqa: N802
+def critic_lr(value: float) -> str:
     """The critic's learning rate alone."""
     return f"--model.critic_optimizer.init_args.lr={value}"
 
@@ -64,13 +64,13 @@ def setting(image_size: int, n_critic: int, steps: int) -> list[str]:
 VARIANTS: dict[str, list[str]] = {
     "32 px, n_critic 5, Adam 4e-4 (the old default)": [*setting(32, 5, 600), *lr(4e-4)],
     "16 px": [*setting(16, 5, 600), *lr(4e-4)],
-    "tried: 16 px + linear lr decay": [*setting(16, 5, 600), *lr(4e-4), *DECAY(600)],
+    "tried: 16 px + linear lr decay": [*setting(16, 5, 600), *lr(4e-4), *decay(600)],
     "lr 1e-3": [*setting(16, 5, 600), *lr(1e-3)],
-    "tried: lr 1e-3 + linear lr decay": [*setting(16, 5, 600), *lr(1e-3), *DECAY(600)],
+    "tried: lr 1e-3 + linear lr decay": [*setting(16, 5, 600), *lr(1e-3), *decay(600)],
     "n_critic 2 (1200 steps)": [*setting(16, 2, 1200), *lr(1e-3)],
     "also: n_critic 2 with lr 2e-3": [*setting(16, 2, 1200), *lr(2e-3)],
     "n_critic 1 (2000 steps)": [*setting(16, 1, 2000), *lr(1e-3)],
-    "tried: n_critic 1, TTUR (critic 2e-3)": [*setting(16, 1, 2000), *lr(1e-3), CRITIC_LR(2e-3)],
+    "tried: n_critic 1, TTUR (critic 2e-3)": [*setting(16, 1, 2000), *lr(1e-3), critic_lr(2e-3)],
     "lr 2e-3: the default run": [*setting(16, 1, 2000), *lr(2e-3)],
 }
 
