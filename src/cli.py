@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 import sys
 import warnings
 from pathlib import Path
@@ -33,6 +35,12 @@ from src.utils.resume import RESUME_MODES, RUN_CONFIG_KEY, check_resumed_config,
 # Lightning 2.6 still calls a torch pytree API that newer torch deprecates; a newcomer can do nothing about it.
 warnings.filterwarnings(
     "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
+)
+
+# Lightning 2.6 advertises its cloud logger (litlogger) at the start of every run; the template's loggers are
+# CSV, TensorBoard and W&B.
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+    lambda record: "litlogger" not in record.getMessage()
 )
 
 DDP_STRATEGY = "ddp_find_unused_parameters_true"
@@ -105,7 +113,12 @@ class SaveAndLogConfig(SaveConfigCallback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict
     ) -> None:
         """Save the resolved config in every checkpoint, so ``--ckpt_path`` resumes only a matching run."""
-        checkpoint[RUN_CONFIG_KEY] = self.parser.dump(self.config, skip_none=False)
+        checkpoint[RUN_CONFIG_KEY] = self.run_config
+
+    @functools.cached_property
+    def run_config(self) -> str:
+        """The resolved config as YAML, dumped once: a dump takes ~0.5 s, and a run may save every epoch."""
+        return self.parser.dump(self.config, skip_none=False)
 
 
 class WGANCLI(LightningCLI):
