@@ -10,7 +10,7 @@ Cases (each runs the real CLI in-process, the same code as ``python -m src.train
   train and test splits, with 10/10 classes.
 
 For each target it records the median and the worst over the seeds, writes the curves to
-``bench/figures/time_to_quality_<case>.png`` and a section of BENCHMARKS.md. It refuses to run when the load
+``bench/figures/time_to_quality_<case>[_steps].png`` and a section of BENCHMARKS.md. It refuses to run when the load
 average shows other jobs on the machine (``--max-load``): times taken beside them are not comparable.
 
     python -m bench.time_to_quality toy_fast --seeds 3 [EXTRA CLI FLAGS...]
@@ -166,7 +166,7 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
 
     FIGURES.mkdir(parents=True, exist_ok=True)
-    figure = FIGURES / f"time_to_quality_{args.case}.png"
+    figure = FIGURES / f"time_to_quality_{args.case}{'_steps' if args.steps_only else ''}.png"
     import matplotlib
 
     matplotlib.use("Agg")

@@ -28,6 +28,7 @@ def test_default_digits_run_writes_checkpoint_samples_and_metrics(tmp_path: Path
     proc = run_cli([*TINY, f"--trainer.logger.init_args.save_dir={tmp_path}", "--model.n_critic=2"])
     run_dir = tmp_path / "digits" / "version_0"
     assert f"Run directory: {run_dir}" in proc.stdout + proc.stderr
+    assert "litlogger" not in proc.stdout + proc.stderr  # Lightning's cloud-logger advert is filtered out
     ckpts, pngs = _outputs(run_dir)
     assert any(c.name == "last.ckpt" for c in ckpts) and pngs
     assert any(c.name.startswith("best-fid-") for c in ckpts)  # --best
