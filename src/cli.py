@@ -117,7 +117,7 @@ class SaveAndLogConfig(SaveConfigCallback):
 
     @functools.cached_property
     def run_config(self) -> str:
-        """The resolved config as YAML, dumped once: a dump takes ~0.5 s, and a run may save every epoch."""
+        """The resolved config as YAML, dumped once: a dump takes ~0.15 s, and the default run saves ~100 times."""
         return self.parser.dump(self.config, skip_none=False)
 
 
