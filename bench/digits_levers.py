@@ -104,7 +104,8 @@ def run(name: str, flags: list[str], root: str, collect: bool = False) -> dict:
     # (critic updates, val FID): `step` counts critic updates, one per batch.
     curve = [(int(r["step"]) + 1, float(r["val/fid"])) for r in rows if r.get("val/fid")]
     test = next(float(r["test/fid"]) for r in rows if r.get("test/fid"))
-    print(f"{name}: {seconds} s, last val FID {curve[-1][1]:.1f}, test FID {test:.1f}", flush=True)
+    took = "collected" if seconds is None else f"{seconds:.0f} s"
+    print(f"{name}: {took}, last val FID {curve[-1][1]:.1f}, test FID {test:.1f}", flush=True)
     return {"name": name, "seconds": seconds, "curve": curve, "test_fid": test, "n_critic": n_critic}
 
 
