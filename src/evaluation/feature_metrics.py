@@ -148,6 +148,8 @@ class FeatureMetrics:
         kid_subset_size: Images per KID subset (capped at compute time to the real and generated counts).
         is_splits: Number of splits of the Inception Score.
         seed: Seed of KID's random subsets.
+        sync: Gather the states of all ranks in :meth:`compute` (torchmetrics' ``sync_on_compute``); ``False``
+            when every rank already holds all the features (the real-against-real floor).
     """
 
     def __init__(
@@ -163,28 +165,35 @@ class FeatureMetrics:
         kid_subset_size: int = 1000,
         is_splits: int = 10,
         seed: int = 0,
+        sync: bool = True,
     ) -> None:
         self.kid_subset_size, self.seed = kid_subset_size, seed
+        kw = {"sync_on_compute": sync}
         self.real_count: int | None = None  # real images fed, over all ranks (the caller sets it)
         self.metrics: dict[str, Any] = {}
         with warnings.catch_warnings():  # KID and IS "will save all extracted features in buffer": we know
             warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
             if fid:
                 features = _Precomputed(num_features)
-                self.metrics["fid"] = FrechetInceptionDistance(feature=features, reset_real_features=False)
+                self.metrics["fid"] = FrechetInceptionDistance(
+                    feature=features, reset_real_features=False, **kw
+                )
             if kid:
                 self.metrics["kid"] = KernelInceptionDistance(
                     feature=_Precomputed(num_features),
                     subsets=kid_subsets,
                     subset_size=kid_subset_size,
                     reset_real_features=False,
+                    **kw,
                 )
             if inception_score:
-                self.metrics["is"] = SplitInceptionScore(feature=_Precomputed(num_logits), splits=is_splits)
+                self.metrics["is"] = SplitInceptionScore(
+                    feature=_Precomputed(num_logits), splits=is_splits, **kw
+                )
             if precision_recall:
-                self.metrics["prc"] = PrecisionRecall()
+                self.metrics["prc"] = PrecisionRecall(**kw)
             if class_coverage:
-                self.metrics["classes"] = ClassCounts(num_logits)
+                self.metrics["classes"] = ClassCounts(num_logits, **kw)
         for metric in self.metrics.values():
             metric.eval()
 

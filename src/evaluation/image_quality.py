@@ -20,6 +20,7 @@ from typing_extensions import override
 
 from src.evaluation import feature_cache, real_images
 from src.evaluation.feature_metrics import FeatureMetrics
+from src.evaluation.real_floor import real_floor
 from src.evaluation.schedule import ScheduledEvaluation
 from src.metrics.image_features import FeatureNet, build_feature_net, to_uint8
 
@@ -40,6 +41,10 @@ class ImageQuality(ScheduledEvaluation):
     augmented); their features are cached on disk under a hash of the images. Generated images become uint8 as
     a PNG would store them (``round((x + 1) * 127.5)``), grayscale is replicated to RGB, and Inception resizes
     to 299 px inside the network as torch-fidelity does (do not resize beforehand).
+
+    ``floor_draws > 0`` also logs what real data scores at the same sample sizes (``fid_floor``,
+    ``fid_floor_std``, ``precision_floor``, ...: :mod:`src.evaluation.real_floor`); FID is biased by both
+    counts, so compare a FID only with the floor at its own sizes.
 
     Held out at test time: ``test`` draws its noise, its real subset and KID's subsets from ``test_seed``, not
     from the ``seed`` of the validations that chose the best checkpoint (when ``num_real`` covers the whole
@@ -79,6 +84,8 @@ class ImageQuality(ScheduledEvaluation):
         cache_dir: Folder of the real-feature cache; ``None`` uses ``<logger save_dir>/feature_cache``.
         cache_real_features: Read and write the real-feature cache.
         progress: Show a progress bar while generating (rank zero).
+        floor_draws: Real-against-real draws of the floor logged beside the metrics (at least 2 for a std);
+            0 logs none. Every rank features all the real images once (cached like the reference features).
     """
 
     prog_bar_metric = "fid"
@@ -106,6 +113,7 @@ class ImageQuality(ScheduledEvaluation):
         cache_dir: str | None = None,
         cache_real_features: bool = True,
         progress: bool = False,
+        floor_draws: int = 0,
     ) -> None:
         for option, value, least in (
             ("num_samples", num_samples, 2),
@@ -115,6 +123,7 @@ class ImageQuality(ScheduledEvaluation):
             ("kid_subsets", kid_subsets, 1),
             ("kid_subset_size", kid_subset_size, 1),
             ("is_splits", is_splits, 1),
+            ("floor_draws", floor_draws, 0),
         ):
             if value is not None and value < least:
                 raise ValueError(f"ImageQuality {option} must be >= {least}, got {option}={value}")
@@ -137,6 +146,8 @@ class ImageQuality(ScheduledEvaluation):
         self.kid_subsets, self.kid_subset_size, self.is_splits = kid_subsets, kid_subset_size, is_splits
         self.seed, self.test_seed = seed, seed + 1000 if test_seed is None else test_seed
         self.cache_dir, self.cache_real_features, self.progress = cache_dir, cache_real_features, progress
+        self.floor_draws = floor_draws
+        self.floors: dict[tuple[str, int, int], dict[str, float]] = {}  # (stage, generated, real) -> floor
         self.net: FeatureNet | None = None
         self.metrics: dict[str, FeatureMetrics] = {}  # per stage ("val", "test"): its own real statistics
         self.real_count = 0  # real images in the last prepared reference statistics, over all ranks
@@ -242,6 +253,8 @@ class ImageQuality(ScheduledEvaluation):
             features, logits = self._features(images)
             metrics.update(features, logits, real=False)
         values = metrics.compute(self.real_count, num_samples)
+        if self.floor_draws:
+            values.update(self.floor(trainer, stage, num_samples))
         self.last_duration_s = time.perf_counter() - start
         return values
 
@@ -262,9 +275,8 @@ class ImageQuality(ScheduledEvaluation):
         if metrics.real_count is not None or not metrics.needs_real:
             self.real_count = metrics.real_count or 0
             return
-        rank, world, seed = trainer.global_rank, trainer.world_size, self.stage_seed(stage)
         images = real_images.reference_images(
-            trainer.datamodule, self.real_split, self.num_real or self.num_samples, seed
+            trainer.datamodule, self.real_split, self.num_real or self.num_samples, self.stage_seed(stage)
         )  # (N, C, H, W) uint8, the same on every rank
         if self.num_real is not None and len(images) < self.num_real:
             rank_zero_info(
@@ -276,19 +288,52 @@ class ImageQuality(ScheduledEvaluation):
                 f"ImageQuality found {len(images)} real image(s) in the {self.real_split} split; it needs at "
                 "least 2 (choose another real_split)"
             )
-        fingerprint = real_images.fingerprint(images)
-        key = feature_cache.cache_key(trainer, fingerprint, self.real_split, len(images), self.net.identity)
-        root = self.cache_dir or feature_cache.default_cache_dir(trainer)
-        self.cache_path = feature_cache.cache_file(root, key) if self.cache_real_features else None
-        features = None if self.cache_path is None else feature_cache.load_features(self.cache_path)
-        if features is None:
-            share, show = images.tensor_split(world)[rank], self.progress and rank == 0
-            features = self.real_features(share, trainer.strategy.root_device, show)
-            if self.cache_path is not None:
-                feature_cache.save_features(self.cache_path, features, key)
+        features = self.cached_features(trainer, images, self.real_split, share=True)
         for block in features.split(self.batch_size * 10):
             metrics.update(block.to(metrics.device), None, real=True)
         self.real_count = metrics.real_count = len(images)  # over all ranks
+
+    def floor(self, trainer: pl.Trainer, stage: str, num_samples: int) -> dict[str, float]:
+        """What real data scores at this measurement's sample sizes: ``<metric>_floor`` and ``_floor_std``.
+
+        Once per stage and sample sizes, the same on every rank (no sync): all the datamodule's real images are
+        featured (or read from the cache), then split ``floor_draws`` times at random, seeded by the stage's seed.
+        """
+        key = (stage, num_samples, self.real_count)
+        if key not in self.floors:
+            images = real_images.all_images(trainer.datamodule)  # (P, C, H, W) uint8
+            self.floors[key] = real_floor(
+                self.cached_features(trainer, images, "all", share=False),
+                self.real_count,
+                num_samples,
+                self.floor_draws,
+                self.stage_seed(stage),
+                fid=self.fid,
+                kid=self.kid,
+                precision_recall=self.precision_recall,
+                kid_subsets=self.kid_subsets,
+                kid_subset_size=self.kid_subset_size,
+            )
+        return self.floors[key]
+
+    def cached_features(self, trainer: pl.Trainer, images: Tensor, split: str, share: bool) -> Tensor:
+        """Features (N, D) of uint8 ``images`` (this rank's share when ``share``), from the disk cache when there."""
+        assert self.net is not None
+        key = feature_cache.cache_key(
+            trainer, real_images.fingerprint(images), split, len(images), self.net.identity
+        )
+        root = self.cache_dir or feature_cache.default_cache_dir(trainer)
+        path = feature_cache.cache_file(root, key) if self.cache_real_features else None
+        if share:
+            self.cache_path = path
+        features = None if path is None else feature_cache.load_features(path)
+        if features is None:
+            rank, world = trainer.global_rank, trainer.world_size
+            part = images.tensor_split(world)[rank] if share else images
+            features = self.real_features(part, trainer.strategy.root_device, self.progress and rank == 0)
+            if path is not None:
+                feature_cache.save_features(path, features, key)
+        return features
 
     def real_features(self, images: Tensor, device: torch.device, progress: bool = False) -> Tensor:
         """Features (N, D) on the CPU of uint8 images (N, C, H, W), in batches of ``batch_size``."""

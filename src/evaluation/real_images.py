@@ -13,7 +13,7 @@ from torch.utils.data import IterableDataset
 from src.data.splits import SPLITS
 from src.metrics.image_features import to_uint8
 
-__all__ = ["SPLITS", "fingerprint", "reference_images"]
+__all__ = ["SPLITS", "all_images", "fingerprint", "reference_images"]
 
 
 def reference_images(datamodule: Any, split: str, n: int, seed: int) -> Tensor:
@@ -52,6 +52,22 @@ def reference_images(datamodule: Any, split: str, n: int, seed: int) -> Tensor:
             "but the trainer has no such datamodule; pass `datamodule=` to the trainer or change real_split"
         )
     return images
+
+
+def all_images(datamodule: Any) -> Tensor:
+    """Every real image of the datamodule, each once: its splits concatenated (N, C, H, W), uint8.
+
+    A split that falls back to another (an empty ``val`` served by ``test``) is recognised by its fingerprint
+    and taken once.
+    """
+    taken, seen = [], set()
+    for split in SPLITS:
+        images = reference_images(datamodule, split, 2**62, 0)  # the whole split
+        key = fingerprint(images)
+        if len(images) and key not in seen:
+            seen.add(key)
+            taken.append(images)
+    return torch.cat(taken)
 
 
 def _from_loader(datamodule: Any, split: str, n: int, seed: int) -> Tensor:
