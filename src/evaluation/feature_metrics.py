@@ -1,7 +1,7 @@
 """FID, KID, Inception Score and precision/recall fed with features computed beforehand, one pass per image.
 
 The states and their sync across ranks are torchmetrics'; the math is torchmetrics' (FID, KID) or
-torch-fidelity's (IS with its split boundaries and population std, precision and recall), so the numbers are
+torch-fidelity's (IS with its seeded shuffle, split boundaries and population std; precision and recall), so the numbers are
 those of the reference implementations.
 """
 
@@ -38,19 +38,25 @@ class _Precomputed(nn.Module):
 
 
 class SplitInceptionScore(InceptionScore):
-    """torchmetrics' Inception Score state and sync with torch-fidelity's math (``isc_features_to_metric``).
+    """torchmetrics' Inception Score state and sync with torch-fidelity's math and splits (``isc_features_to_metric``).
 
-    The logits are split in their order (generated images are i.i.d., and the ranks gather in the order of the
-    noise rows, so any world size gives the same splits) at ``i * N // splits``, and the std over the splits is
-    the population std (``np.std``) as in Salimans et al. 2016 and torch-fidelity; torchmetrics' own compute
-    shuffles, splits with ``chunk`` and takes the sample std (√(10/9) ≈ 5% larger for 10 splits).
+    As torch-fidelity's default (``samples_shuffle=True``, ``rng_seed=2020``), the logits are permuted by
+    ``np.random.RandomState(2020)`` before they are split at ``i * N // splits``: with ``sample_bn: batch``
+    neighbouring images share batch statistics, and contiguous splits would each hold whole batches. The ranks
+    gather in the order of the noise rows, so any world size permutes the same images the same way. The std over
+    the splits is the population std (``np.std``) as in Salimans et al. 2016 and torch-fidelity; torchmetrics'
+    own compute shuffles with the global RNG, splits with ``chunk`` and takes the sample std (√(10/9) ≈ 5%
+    larger for 10 splits).
     """
+
+    #: torch-fidelity's default seed of the permutation before splitting.
+    shuffle_seed: int = 2020
 
     @override
     def compute(self) -> tuple[Tensor, Tensor]:
         """Mean and population std of the Inception Score over the splits."""
         logits = dim_zero_cat(self.features)  # (N, K)
-        out = isc_features_to_metric(logits, splits=self.splits, shuffle=False)
+        out = isc_features_to_metric(logits, splits=self.splits, shuffle=True, rng_seed=self.shuffle_seed)
         return torch.tensor(out["inception_score_mean"]), torch.tensor(out["inception_score_std"])
 
 
