@@ -180,6 +180,29 @@ def test_acgan_terms_join_both_losses_with_the_released_weights(tmp_path: Path) 
     assert checked == ["critic", "generator"]
 
 
+def test_acgan_logs_the_classifiers_accuracy_on_real_and_generated_images(tmp_path: Path) -> None:
+    """As the released code's ``train acc`` and ``fake acc``: argmax of the class logits against the labels."""
+    torch.manual_seed(0)
+    gen = ConditionalResNetGenerator((3, 16, 16), latent_dim=8, dim=8, num_classes=4)
+    critic = ACGANResNetCritic((3, 16, 16), dim=8, num_classes=4)
+    model = WGANGP(gen, critic, n_critic=1, max_generator_steps=1)
+    x, y = torch.rand(8, 3, 16, 16) * 2 - 1, torch.tensor([0, 1, 2, 3] * 2)
+    noise = torch.randn(8, 8)
+    model.noise = lambda n: noise[:n]  # type: ignore[method-assign]
+    with torch.no_grad():  # the classifier before the critic step updates it
+        want_real = float((critic(x, y)[1].argmax(1) == y).float().mean())
+        want_fake = float((critic(gen(noise, y), y)[1].argmax(1) == y).float().mean())
+    fit = trainer(tmp_path, log_every_n_steps=1)
+    fit.fit(model, DataLoader(TensorDataset(x, y), batch_size=8))
+    got = fit.callback_metrics
+    assert float(got["train/aux_acc_real"]) == pytest.approx(want_real)
+    assert float(got["train/aux_acc_fake"]) == pytest.approx(want_fake)
+    unconditional = WGANGP(DCGANGenerator((1, 8, 8), latent_dim=4, dim=4), DCGANCritic((1, 8, 8), dim=4))
+    plain = trainer(tmp_path, log_every_n_steps=1, max_steps=1)
+    plain.fit(unconditional, DataLoader(TensorDataset(torch.rand(4, 1, 8, 8) * 2 - 1), batch_size=4))
+    assert "train/aux_acc_real" not in plain.callback_metrics  # only a critic with a classifier head
+
+
 def test_acgan_config_trains_with_the_gradient_penalty(tmp_path: Path) -> None:
     gen = ConditionalResNetGenerator((3, 16, 16), latent_dim=8, dim=8, num_classes=4, init="paper")
     critic = ACGANResNetCritic((3, 16, 16), dim=8, num_classes=4, init="paper")

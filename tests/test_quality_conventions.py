@@ -109,7 +109,9 @@ def test_is_std_precision_and_recall_are_torch_fidelitys(tmp_path: Path) -> None
         save_cpu_ram=False,
         verbose=False,
     )
-    shuffled = fake_logits[np.random.RandomState(2020).permutation(len(fake_logits))]  # torch-fidelity's permutation
+    shuffled = fake_logits[
+        np.random.RandomState(2020).permutation(len(fake_logits))
+    ]  # torch-fidelity's permutation
     scores = [  # the population std over splits, written out: np.std, not the sample std (ddof=1)
         isc_features_to_metric(chunk, splits=1, shuffle=False)["inception_score_mean"]
         for chunk in shuffled.tensor_split(splits)

@@ -161,7 +161,7 @@ class WGANGP(SamplingMixin, SafeLoadingMixin, pl.LightningModule):
         with torch.no_grad():
             fake = self.generate(self.noise(real.shape[0]), labels)
         real_scores, real_logits = self.critic_outputs(real, labels)  # (B,), AC-GAN logits (B, K) or None
-        fake_scores = critic(fake)  # (B,)
+        fake_scores, fake_logits = self.critic_outputs(fake, labels)  # (B,), AC-GAN logits (B, K) or None
         critic_real, critic_fake = real_scores.mean(), fake_scores.mean()
         wasserstein = critic_real - critic_fake
         critic_loss = losses.critic_loss(self.loss, real_scores, fake_scores)
@@ -181,6 +181,7 @@ class WGANGP(SamplingMixin, SafeLoadingMixin, pl.LightningModule):
         if log:
             values = {"critic_loss": critic_loss, "wasserstein": wasserstein, "critic_real": critic_real}
             values.update(critic_fake=critic_fake, critic_grad_norm=critic_grad_norm, **terms)
+            values.update(aux_classifier.accuracies(real_logits, fake_logits, labels))  # AC-GAN only
             self._log_train(values, regularizer_stats=True)
 
         if self.critic_steps % self.n_critic == 0:
