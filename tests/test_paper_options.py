@@ -17,6 +17,8 @@ from src.cli import build_cli
 from src.data import DigitsDataModule
 from src.data.global_batch import per_device_batch_size
 from src.data.transforms import dequantize
+from src.evaluation import ImageQuality
+from src.metrics.image_features import to_uint8
 from src.models import WGANGP
 from src.nets import ACGANResNetCritic, ConditionalResNetGenerator, DCGANCritic, DCGANGenerator
 from src.train import main
@@ -69,6 +71,36 @@ def test_only_training_batches_are_dequantised(in_memory: bool) -> None:
         images, _ = next(iter(loader()))
         torch.testing.assert_close((images + 1) * 127.5, ((images + 1) * 127.5).round(), atol=1e-4, rtol=0)
     assert torch.equal(dm.reference_images("train", 50), plain.reference_images("train", 50))
+
+
+def test_dequantised_samples_convert_back_to_their_pixel_values() -> None:
+    x = torch.arange(256, dtype=torch.uint8).repeat(400).view(400, 1, 16, 16)
+    y = dequantize(x)  # what a perfect generator of dequantised data draws
+    exact = (to_uint8(y, dequantized=True) == x).float().mean()
+    rounded = (to_uint8(y) == x).float().mean()
+    assert exact > 0.99 and rounded < 0.6  # round() moves half of each bin up one level (measured 0.995, 0.5)
+    want = ((y + 1) * (255.99 / 2)).numpy().astype("int32")  # gan_cifar_resnet.py, to the letter
+    assert torch.equal(to_uint8(y, dequantized=True), torch.from_numpy(want).clamp(0, 255).to(torch.uint8))
+
+
+def test_image_quality_inverts_the_dequantisation_of_the_data(tmp_path: Path) -> None:
+    from tests.test_image_quality import Replay, logged, quiet_trainer
+
+    dm = DigitsDataModule(dequantize=True)
+    real = dm.reference_images("train", 400, seed=0)  # the callback's real subset, uint8
+    torch.manual_seed(0)
+    fid = {}
+    for flag in (True, False):
+        callback = ImageQuality(
+            feature_extractor="digits", num_samples=400, num_real=400, kid=False, inception_score=False,
+            precision_recall=False, class_coverage=False, cache_real_features=False,
+        )  # fmt: skip
+        trainer = quiet_trainer(tmp_path, [callback])
+        trainer.validate(
+            Replay(dequantize(real)), datamodule=DigitsDataModule(dequantize=flag), verbose=False
+        )
+        fid[flag] = logged(trainer)["val/fid"]
+    assert abs(fid[True]) < 1e-2 < fid[False]  # the same images, once their bins are read back
 
 
 # ------------------------------------------------------------------------------------- BatchNorm at sampling

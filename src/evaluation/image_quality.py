@@ -38,7 +38,8 @@ class ImageQuality(ScheduledEvaluation):
     uniform classes) from a generator seeded by ``seed``, independent of the device count and of the training
     RNG. The real images are a random subset seeded by ``seed`` (``datamodule.reference_images``: uint8, never
     augmented); their features are cached on disk under a hash of the images. Generated images become uint8 as
-    a PNG would store them (``round((x + 1) * 127.5)``), grayscale is replicated to RGB, and Inception resizes
+    a PNG would store them (``round((x + 1) * 127.5)``; with the datamodule's ``dequantize: true``,
+    ``floor((x + 1) * 255.99 / 2)``, the released code's inverse of the dequantisation), grayscale is replicated to RGB, and Inception resizes
     to 299 px inside the network as torch-fidelity does (do not resize beforehand).
 
     Held out at test time: ``test`` draws its noise, its real subset and KID's subsets from ``test_seed``, not
@@ -141,6 +142,7 @@ class ImageQuality(ScheduledEvaluation):
         self.metrics: dict[str, FeatureMetrics] = {}  # per stage ("val", "test"): its own real statistics
         self.real_count = 0  # real images in the last prepared reference statistics, over all ranks
         self.cache_path: Path | None = None  # this rank's last real-feature cache file
+        self.dequantized = False  # the datamodule dequantises its training images (data.dequantize)
 
     # ------------------------------------------------------------------------------------------- setup
     @override
@@ -228,6 +230,7 @@ class ImageQuality(ScheduledEvaluation):
         metrics = self.stage_metrics(stage).to(device)
         self.prepare_real(trainer, stage)
         rank, world = trainer.global_rank, trainer.world_size
+        self.dequantized = bool(getattr(trainer.datamodule, "dequantize", False))  # generated images only
 
         g = torch.Generator().manual_seed(self.stage_seed(stage))
         noise = torch.randn(num_samples, pl_module.latent_dim, generator=g)  # (N, Z)
@@ -239,15 +242,15 @@ class ImageQuality(ScheduledEvaluation):
         for idx in _progress(rows.split(self.batch_size), self.progress and rank == 0, "generating"):
             extra = {} if labels is None else {"labels": labels[idx].to(device)}
             images = pl_module.sample(noise=noise[idx].to(device), **extra)  # (b, C, H, W) in [-1, 1]
-            features, logits = self._features(images)
+            features, logits = self._features(images, self.dequantized)
             metrics.update(features, logits, real=False)
         values = metrics.compute(self.real_count, num_samples)
         self.last_duration_s = time.perf_counter() - start
         return values
 
-    def _features(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
+    def _features(self, images: Tensor, dequantized: bool = False) -> tuple[Tensor, Tensor | None]:
         assert self.net is not None
-        features, logits = self.net(to_uint8(images))  # (B, D), (B, K)
+        features, logits = self.net(to_uint8(images, dequantized))  # (B, D), (B, K)
         return features.float(), None if logits is None else logits.float()
 
     # ------------------------------------------------------------------------------------------ real data

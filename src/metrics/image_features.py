@@ -22,19 +22,27 @@ INCEPTION_FEATURES = "2048"  # pool3 features, the standard FID/KID layer
 INCEPTION_LOGITS = "logits_unbiased"  # the logits of torch-fidelity's and torchmetrics' Inception Score
 
 
-def to_uint8(images: Tensor) -> Tensor:
-    """Generator output in [-1, 1] to uint8-equivalent images, as saving them to PNG would give.
+def to_uint8(images: Tensor, dequantized: bool = False) -> Tensor:
+    """Generator output in [-1, 1] to uint8-equivalent images, as saving them would give.
 
-    ``round((x + 1) * 127.5)`` clamped to [0, 255].
+    - ``dequantized=False``: ``round((x + 1) * 127.5)``, as a PNG of data scaled by ``x / 127.5 - 1``.
+    - ``dequantized=True`` (the model was trained on ``data.dequantize: true`` images, pixel ``v`` spread over
+      ``[v/128 - 1, (v+1)/128 - 1)``): ``floor((x + 1) * 255.99 / 2)``, the released ``gan_cifar_resnet.py``'s
+      inverse, which maps each bin back to its ``v``; rounding would move half of every bin up by one level.
+
+    Both are clamped to [0, 255].
 
     Args:
-        images: Float images (B, C, H, W) in [-1, 1].
+        images: Float images (B, C, H, W) in [-1, 1]; uint8 images are returned as they are.
+        dequantized: Invert the dequantisation of the training data instead of rounding.
 
     Returns:
         uint8 images (B, C, H, W).
     """
     if images.dtype == torch.uint8:
         return images
+    if dequantized:
+        return ((images.float() + 1) * (255.99 / 2)).floor().clamp(0, 255).to(torch.uint8)
     return ((images.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
