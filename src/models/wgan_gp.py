@@ -174,7 +174,7 @@ class WGANGP(SamplingMixin, SafeLoadingMixin, pl.LightningModule):
         c_opt.zero_grad(set_to_none=True)
         self.manual_backward(critic_loss)  # the one backward: the loss and every regularizer's term
         if log:
-            critic_grad_norm = _grad_norm(self.critic)
+            critic_grad_norm = _grad_norm(self.critic) / self._grad_scale()
         c_opt.step()
         self._after_critic_step()
 
@@ -201,7 +201,7 @@ class WGANGP(SamplingMixin, SafeLoadingMixin, pl.LightningModule):
             g_opt.zero_grad(set_to_none=True)
             self.manual_backward(gen_loss)
             if log:
-                gen_grad_norm = _grad_norm(self.generator)
+                gen_grad_norm = _grad_norm(self.generator) / self._grad_scale()
             g_opt.step()
         finally:
             self.critic.requires_grad_(True)
@@ -264,6 +264,15 @@ class WGANGP(SamplingMixin, SafeLoadingMixin, pl.LightningModule):
         """
         if self.device.type == "cpu" or log:
             check_step_losses(self.trainer, losses, where)
+
+    def _grad_scale(self) -> float:
+        """The fp16 loss scale the gradients carry before the optimizer step unscales them (1 without one).
+
+        ``manual_backward`` scales the loss under ``16-mixed``; the logged gradient norms divide it out, so
+        they read the same as in fp32 (a device sync, at logging steps only).
+        """
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None) if self._trainer is not None else None
+        return float(scaler.get_scale()) if scaler is not None and scaler.is_enabled() else 1.0
 
     def _schedulers(self) -> list[Any]:
         schedulers = self.lr_schedulers()  # None, one, or a list
