@@ -14,6 +14,7 @@ from typing_extensions import override
 
 from src.models import aux_classifier, fit_checks, losses
 from src.models.ema import generator_ema
+from src.models.eval_rng import EvaluationRNGMixin
 from src.models.safe_loading import SafeLoadingMixin
 from src.models.sampling import SampleBN, SamplingMixin, check_sample_bn
 from src.models.training_state import load_training_state, save_training_state
@@ -28,7 +29,7 @@ def _adam_paper(params: Any) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=1e-4, betas=(0.0, 0.9))
 
 
-class WGANGP(SamplingMixin, SafeLoadingMixin, pl.LightningModule):
+class WGANGP(EvaluationRNGMixin, SamplingMixin, SafeLoadingMixin, pl.LightningModule):
     """Wasserstein GAN trained with manual optimization (Gulrajani et al. 2017, Algorithm 1).
 
     Every ``training_step`` takes one real batch and makes one critic update; every ``n_critic``-th step also
@@ -45,6 +46,9 @@ class WGANGP(SamplingMixin, SafeLoadingMixin, pl.LightningModule):
     share one label), the generator step draws labels uniformly.
 
     :class:`~src.models.CompetitiveWGAN` updates both players simultaneously instead (e.g. by CGD).
+
+    Evaluations leave training's randomness alone (:mod:`src.models.eval_rng`): training draws the same
+    noise and data whether, and how often, they run.
 
     Args:
         generator: Maps noise (B, generator.latent_dim) to samples (B, *data_shape); a conditional one maps
@@ -281,7 +285,8 @@ class WGANGP(SamplingMixin, SafeLoadingMixin, pl.LightningModule):
     # --------------------------------------------------------------------------------------- evaluation
     def _evaluate(self, batch: Any, prefix: str) -> None:
         real, labels = split_batch(batch, self.num_classes)
-        fake = self.sample(real.shape[0], labels=labels)
+        noise = self.eval_noise(real.shape[0], self.latent_dim)  # (B, Z): not the training RNG
+        fake = self.sample(noise=noise, labels=labels)
         wasserstein = self.score(real, labels).mean() - self.score(fake, labels).mean()
         self.log(f"{prefix}/wasserstein", wasserstein, sync_dist=True)
 
@@ -305,7 +310,9 @@ class WGANGP(SamplingMixin, SafeLoadingMixin, pl.LightningModule):
 
     @override
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        save_training_state(checkpoint, self, self.critic_steps, self.generator_steps)  # never NaN weights
+        self.with_training_rng(  # never NaN weights; the RNG training resumes from, even mid-evaluation
+            lambda: save_training_state(checkpoint, self, self.critic_steps, self.generator_steps)
+        )
 
     @override
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
