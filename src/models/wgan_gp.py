@@ -15,6 +15,7 @@ from typing_extensions import override
 from src.models import aux_classifier, fit_checks, losses
 from src.models.ema import generator_ema
 from src.models.eval_rng import EvaluationRNGMixin
+from src.models.grad_norm import grad_norm
 from src.models.safe_loading import SafeLoadingMixin
 from src.models.sampling import SampleBN, SamplingMixin, check_sample_bn
 from src.models.training_state import load_training_state, save_training_state
@@ -178,7 +179,7 @@ class WGANGP(EvaluationRNGMixin, SamplingMixin, SafeLoadingMixin, pl.LightningMo
         c_opt.zero_grad(set_to_none=True)
         self.manual_backward(critic_loss)  # the one backward: the loss and every regularizer's term
         if log:
-            critic_grad_norm = _grad_norm(self.critic) / self._grad_scale()
+            critic_grad_norm = grad_norm(self.critic, self._trainer)
         c_opt.step()
         self._after_critic_step()
 
@@ -205,7 +206,7 @@ class WGANGP(EvaluationRNGMixin, SamplingMixin, SafeLoadingMixin, pl.LightningMo
             g_opt.zero_grad(set_to_none=True)
             self.manual_backward(gen_loss)
             if log:
-                gen_grad_norm = _grad_norm(self.generator) / self._grad_scale()
+                gen_grad_norm = grad_norm(self.generator, self._trainer)
             g_opt.step()
         finally:
             self.critic.requires_grad_(True)
@@ -269,15 +270,6 @@ class WGANGP(EvaluationRNGMixin, SamplingMixin, SafeLoadingMixin, pl.LightningMo
         if self.device.type == "cpu" or log:
             check_step_losses(self.trainer, losses, where)
 
-    def _grad_scale(self) -> float:
-        """The fp16 loss scale the gradients carry before the optimizer step unscales them (1 without one).
-
-        ``manual_backward`` scales the loss under ``16-mixed``; the logged gradient norms divide it out, so
-        they read the same as in fp32 (a device sync, at logging steps only).
-        """
-        scaler = getattr(self.trainer.precision_plugin, "scaler", None) if self._trainer is not None else None
-        return float(scaler.get_scale()) if scaler is not None and scaler.is_enabled() else 1.0
-
     def _schedulers(self) -> list[Any]:
         schedulers = self.lr_schedulers()  # None, one, or a list
         return [] if schedulers is None else schedulers if isinstance(schedulers, list) else [schedulers]
@@ -317,11 +309,3 @@ class WGANGP(EvaluationRNGMixin, SamplingMixin, SafeLoadingMixin, pl.LightningMo
     @override
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.critic_steps, self.generator_steps = load_training_state(checkpoint, self)
-
-
-def _grad_norm(module: nn.Module) -> Tensor:
-    """Total L2 norm of a module's parameter gradients (0 when none)."""
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
-    if not grads:
-        return torch.zeros(())
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
