@@ -309,3 +309,4 @@ class WGANGP(EvaluationRNGMixin, SamplingMixin, SafeLoadingMixin, pl.LightningMo
     @override
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.critic_steps, self.generator_steps = load_training_state(checkpoint, self)
+        self._ema_statistics_at = None  # new EMA weights: recompute their BatchNorm statistics
