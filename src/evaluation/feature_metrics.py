@@ -154,6 +154,9 @@ class FeatureMetrics:
         kid_subset_size: Images per KID subset (capped at compute time to the real and generated counts).
         is_splits: Number of splits of the Inception Score.
         seed: Seed of KID's random subsets.
+        prc_from: Where precision/recall's features start in each feature vector
+            (:class:`~src.metrics.image_features.PairedFeatures`): FID and KID take the columns before it,
+            precision/recall those from it on. ``None``: all of them take the whole vector.
     """
 
     def __init__(
@@ -169,8 +172,9 @@ class FeatureMetrics:
         kid_subset_size: int = 1000,
         is_splits: int = 10,
         seed: int = 0,
+        prc_from: int | None = None,
     ) -> None:
-        self.kid_subset_size, self.seed = kid_subset_size, seed
+        self.kid_subset_size, self.seed, self.prc_from = kid_subset_size, seed, prc_from
         self.real_count: int | None = None  # real images fed, over all ranks (the caller sets it)
         self.metrics: dict[str, Any] = {}
         with warnings.catch_warnings():  # KID and IS "will save all extracted features in buffer": we know
@@ -211,10 +215,21 @@ class FeatureMetrics:
         return self
 
     def update(self, features: Tensor, logits: Tensor | None, real: bool) -> None:
-        """Add a batch: features (B, D) to FID, KID, precision/recall; generated images' logits (B, K) to IS, classes."""
+        """Add a batch: features (B, D) to FID, KID, precision/recall; generated images' logits (B, K) to IS, classes.
+
+        With ``prc_from``, FID and KID take ``features[:, :prc_from]`` and precision/recall the rest.
+        """
+        split = self.prc_from
         for name in ("fid", "kid", "prc"):
             if name in self.metrics:
-                self.metrics[name].update(features, real=real)
+                part = (
+                    features
+                    if split is None
+                    else features[:, split:]
+                    if name == "prc"
+                    else features[:, :split]
+                )
+                self.metrics[name].update(part, real=real)
         for name in ("is", "classes"):
             if not real and name in self.metrics and logits is not None:
                 self.metrics[name].update(logits)
