@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from src.models import WGANGP
+from src.models.ema import STANDING_BATCH_SIZE, STANDING_BATCHES, STANDING_SEED
 from src.nets import MLPCritic
 from tests.helpers import toy_data, trainer
 
@@ -127,3 +128,38 @@ def test_a_short_run_averages_the_trained_generator_not_the_initial_one(tmp_path
 def test_bad_decay_names_the_option(decay: float) -> None:
     with pytest.raises(ValueError, match="ema_decay"):
         _model(1, decay=decay)
+
+
+def test_the_ema_generator_samples_with_the_standing_statistics_of_its_own_weights(tmp_path: Path) -> None:
+    """BigGAN's standing statistics: the averaged running stats belong to the training weights, not the EMA's."""
+    model = _model(20, decay=0.8)
+    trainer(tmp_path, max_epochs=100).fit(model, toy_data(4))
+    ema = model.generator_ema.module
+    training_stats = model.generator.net[1].running_mean.clone()
+    out = model.sample(noise=torch.randn(16, 2))
+    g = torch.Generator().manual_seed(STANDING_SEED)  # the standing noise, drawn again
+    with torch.no_grad():
+        pre_bn = [
+            ema.net[0](torch.randn(STANDING_BATCH_SIZE, 2, generator=g)) for _ in range(STANDING_BATCHES)
+        ]
+    want_mean = torch.stack([x.mean(0) for x in pre_bn]).mean(0)  # the average of the batches' statistics
+    want_var = torch.stack([x.var(0) for x in pre_bn]).mean(0)  # (unbiased, as BatchNorm's running_var)
+    standing_mean, standing_var = ema.net[1].running_mean, ema.net[1].running_var
+    torch.testing.assert_close(standing_mean, want_mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(standing_var, want_var, rtol=1e-5, atol=1e-6)
+    assert int(ema.net[1].num_batches_tracked) == STANDING_BATCHES
+    assert torch.equal(
+        model.generator.net[1].running_mean, training_stats
+    )  # the training generator: untouched
+    # recomputed once per EMA update, from a fixed seed: sampling again changes nothing
+    again = model.sample(noise=torch.randn(16, 2))
+    assert torch.equal(ema.net[1].running_mean, standing_mean) and out.shape == again.shape
+
+
+def test_batch_statistics_sampling_leaves_the_averaged_buffers(tmp_path: Path) -> None:
+    model = WGANGP(BNGenerator(), MLPCritic(hidden_dim=8), n_critic=1, ema_decay=0.8, max_generator_steps=3)
+    model.sample_bn = "batch"
+    trainer(tmp_path, max_epochs=10).fit(model, toy_data(3))
+    before = model.generator_ema.module.net[1].running_mean.clone()
+    model.sample(noise=torch.randn(16, 2))
+    assert torch.equal(model.generator_ema.module.net[1].running_mean, before)

@@ -87,13 +87,30 @@ def test_16_bit_scales_by_257_and_float_by_255() -> None:
     assert np.asarray(image_f).tolist() == [[0, 128, 255]]
 
 
-def test_an_unknown_range_is_stretched_with_a_warning_naming_the_file(tmp_path: Path) -> None:
+def test_values_outside_the_modes_range_are_clipped_with_a_warning_naming_the_file(tmp_path: Path) -> None:
     values = np.linspace(-3.0, 5.0, 32 * 32, dtype=np.float32).reshape(32, 32)
     Image.fromarray(values).save(tmp_path / "depth.tif", "TIFF")
     dm = ImageFolderDataModule(
         data_dir=str(tmp_path), image_size=32, batch_size=1, val_fraction=0.0, num_workers=0
     )
     dm.setup("fit")
-    with pytest.warns(UserWarning, match=r"depth\.tif .*mode F with values in \[-3, 5\], stretched"):
+    with pytest.warns(UserWarning, match=r"depth\.tif .*mode F with values in \[-3, 5\].*\[0, 1\]: clipped"):
         x, _ = dm.datasets["train"][0]
     assert x.min().item() == -1.0 and x.max().item() == 1.0
+    clipped = np.asarray(to_8bit(Image.fromarray(values))[0]).astype(float)
+    want = np.clip(values, 0, 1) * 255
+    assert np.abs(clipped - want).max() <= 0.5
+
+
+@pytest.mark.parametrize(
+    ("dtype", "bright", "dim"),
+    [(np.uint16, 65535, 1000), (np.int32, 65535, 200), (np.float32, 1.0, 0.25)],
+    ids=["I;16", "I", "F"],
+)
+def test_one_range_per_mode_keeps_a_dim_image_dim(dtype: type, bright: float, dim: float) -> None:
+    """Not a min-max stretch per image: two images of one dataset keep their relative brightness."""
+    ramp = np.linspace(0.0, 1.0, 16).reshape(1, 16)
+    full = to_8bit(Image.fromarray((ramp * bright).astype(dtype)))[0]
+    faint = to_8bit(Image.fromarray((ramp * dim).astype(dtype)))[0]
+    assert np.asarray(full).max() == 255
+    assert np.asarray(faint).max() == round(dim / bright * 255)  # 4, 1 and 64: not stretched to 255

@@ -90,7 +90,14 @@ def test_global_constraints_silence_the_warning() -> None:
     assert not _warnings([GradientPenalty()]) and not _warnings([WeightClipping()])
     assert _warnings([], critic=MLPCritic(hidden_dim=8))
     assert not _warnings([], critic=MLPCritic(hidden_dim=8, norm="spectral"))  # SN bounds the critic
-    assert not _warnings([], loss="non_saturating")  # a bounded loss: the standard GAN
+
+
+@pytest.mark.parametrize("loss", ["hinge", "non_saturating"])
+def test_a_bounded_loss_without_penalty_or_spectral_norm_warns(loss: str) -> None:
+    (message,) = _warnings([], loss=loss, critic=MLPCritic(hidden_dim=8))
+    assert "unconstrained" in message and f"model.loss={loss}" in message and "norm=spectral" in message
+    assert not _warnings([], loss=loss, critic=MLPCritic(hidden_dim=8, norm="spectral"))
+    assert not _warnings([R1Penalty()], loss=loss) and not _warnings([WeightClipping()], loss=loss)
 
 
 def test_fit_warns_for_r1_with_the_wasserstein_loss(tmp_path: Path) -> None:

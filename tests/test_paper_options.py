@@ -17,6 +17,8 @@ from src.cli import build_cli
 from src.data import DigitsDataModule
 from src.data.global_batch import per_device_batch_size
 from src.data.transforms import dequantize
+from src.evaluation import ImageQuality
+from src.metrics.image_features import to_uint8
 from src.models import WGANGP
 from src.nets import ACGANResNetCritic, ConditionalResNetGenerator, DCGANCritic, DCGANGenerator
 from src.train import main
@@ -69,6 +71,36 @@ def test_only_training_batches_are_dequantised(in_memory: bool) -> None:
         images, _ = next(iter(loader()))
         torch.testing.assert_close((images + 1) * 127.5, ((images + 1) * 127.5).round(), atol=1e-4, rtol=0)
     assert torch.equal(dm.reference_images("train", 50), plain.reference_images("train", 50))
+
+
+def test_dequantised_samples_convert_back_to_their_pixel_values() -> None:
+    x = torch.arange(256, dtype=torch.uint8).repeat(400).view(400, 1, 16, 16)
+    y = dequantize(x)  # what a perfect generator of dequantised data draws
+    exact = (to_uint8(y, dequantized=True) == x).float().mean()
+    rounded = (to_uint8(y) == x).float().mean()
+    assert exact > 0.99 and rounded < 0.8  # round() moves part of each bin by a level (measured 0.995, 0.75)
+    want = ((y + 1) * (255.99 / 2)).numpy().astype("int32")  # gan_cifar_resnet.py, to the letter
+    assert torch.equal(to_uint8(y, dequantized=True), torch.from_numpy(want).clamp(0, 255).to(torch.uint8))
+
+
+def test_image_quality_inverts_the_dequantisation_of_the_data(tmp_path: Path) -> None:
+    from tests.test_image_quality import Replay, logged, quiet_trainer
+
+    dm = DigitsDataModule(dequantize=True)
+    real = dm.reference_images("train", 400, seed=0)  # the callback's real subset, uint8
+    torch.manual_seed(0)
+    fid = {}
+    for flag in (True, False):
+        callback = ImageQuality(
+            feature_extractor="digits", num_samples=400, num_real=400, kid=False, inception_score=False,
+            precision_recall=False, class_coverage=False, cache_real_features=False,
+        )  # fmt: skip
+        trainer = quiet_trainer(tmp_path, [callback])
+        trainer.validate(
+            Replay(dequantize(real)), datamodule=DigitsDataModule(dequantize=flag), verbose=False
+        )
+        fid[flag] = logged(trainer)["val/fid"]
+    assert abs(fid[True]) < 1e-2 < fid[False]  # the same images, once their bins are read back
 
 
 # ------------------------------------------------------------------------------------- BatchNorm at sampling
@@ -178,6 +210,29 @@ def test_acgan_terms_join_both_losses_with_the_released_weights(tmp_path: Path) 
     with pytest.warns(UserWarning, match="critic"):  # no penalty in this check: the run says so
         trainer(tmp_path, callbacks=[]).fit(model, DataLoader(TensorDataset(x, y), batch_size=6))
     assert checked == ["critic", "generator"]
+
+
+def test_acgan_logs_the_classifiers_accuracy_on_real_and_generated_images(tmp_path: Path) -> None:
+    """As the released code's ``train acc`` and ``fake acc``: argmax of the class logits against the labels."""
+    torch.manual_seed(0)
+    gen = ConditionalResNetGenerator((3, 16, 16), latent_dim=8, dim=8, num_classes=4)
+    critic = ACGANResNetCritic((3, 16, 16), dim=8, num_classes=4)
+    model = WGANGP(gen, critic, n_critic=1, max_generator_steps=1)
+    x, y = torch.rand(8, 3, 16, 16) * 2 - 1, torch.tensor([0, 1, 2, 3] * 2)
+    noise = torch.randn(8, 8)
+    model.noise = lambda n: noise[:n]  # type: ignore[method-assign]
+    with torch.no_grad():  # the classifier before the critic step updates it
+        want_real = float((critic(x, y)[1].argmax(1) == y).float().mean())
+        want_fake = float((critic(gen(noise, y), y)[1].argmax(1) == y).float().mean())
+    fit = trainer(tmp_path, log_every_n_steps=1)
+    fit.fit(model, DataLoader(TensorDataset(x, y), batch_size=8))
+    got = fit.callback_metrics
+    assert float(got["train/aux_acc_real"]) == pytest.approx(want_real)
+    assert float(got["train/aux_acc_fake"]) == pytest.approx(want_fake)
+    unconditional = WGANGP(DCGANGenerator((1, 8, 8), latent_dim=4, dim=4), DCGANCritic((1, 8, 8), dim=4))
+    plain = trainer(tmp_path, log_every_n_steps=1, max_steps=1)
+    plain.fit(unconditional, DataLoader(TensorDataset(torch.rand(4, 1, 8, 8) * 2 - 1), batch_size=4))
+    assert "train/aux_acc_real" not in plain.callback_metrics  # only a critic with a classifier head
 
 
 def test_acgan_config_trains_with_the_gradient_penalty(tmp_path: Path) -> None:

@@ -121,3 +121,22 @@ def test_fp16_mixed_trains_on_gpu_with_the_scaler_wired(tmp_path: Path) -> None:
     assert reg._scaler is t.precision_plugin.scaler and reg._scaler is not None
     assert model.generator_steps == 3
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_fp16_logs_unscaled_gradient_norms(tmp_path: Path) -> None:
+    """``train/*_grad_norm`` read the same under a 2^8 loss scale as in fp32 (CPU fp16 autocast)."""
+    logged = {}
+    for name, plugins in (
+        ("fp32", []),
+        ("fp16", [MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu", init_scale=2.0**8))]),
+    ):
+        pl.seed_everything(0)
+        model = toy_model(n_critic=1, max_generator_steps=1)
+        t = trainer(tmp_path, plugins=plugins, log_every_n_steps=1)
+        t.fit(model, toy_data(1))
+        logged[name] = {
+            k: float(t.callback_metrics[f"train/{k}"]) for k in ("critic_grad_norm", "gen_grad_norm")
+        }
+    for key, value in logged["fp32"].items():
+        assert 0 < value < 1e3
+        assert logged["fp16"][key] == pytest.approx(value, rel=0.05)  # not 256 times it

@@ -58,11 +58,11 @@ def test_the_test_stage_draws_other_noise_and_other_real_images(tmp_path: Path) 
     sample = model.sample
 
     def recording(*args, noise: Tensor | None = None, **kwargs) -> Tensor:
-        if noise is not None:  # the callback's calls (the model's own validation step samples without noise)
-            seen.append(noise.cpu())
+        seen.append(noise.cpu())
         return sample(*args, noise=noise, **kwargs)
 
     model.sample = recording
+    model.validation_step = model.test_step = lambda *args, **kwargs: None  # only the callback samples
     callback = ImageQuality(
         feature_extractor="digits", num_samples=64, kid_subset_size=32, cache_dir=str(tmp_path)
     )
@@ -100,7 +100,7 @@ def test_is_std_precision_and_recall_are_torch_fidelitys(tmp_path: Path) -> None
     net = DigitsFeatures()
     fake_features, fake_logits = net(((fake + 1) * 127.5).round().to(torch.uint8))
     real_features, _ = net(DigitsDataModule().reference_images("train", n, seed=0))
-    isc = isc_features_to_metric(fake_logits, splits=splits, shuffle=False)
+    isc = isc_features_to_metric(fake_logits, splits=splits)  # torch-fidelity's default: shuffled, seed 2020
     prc = prc_features_to_metric(
         fake_features,
         real_features,
@@ -109,10 +109,15 @@ def test_is_std_precision_and_recall_are_torch_fidelitys(tmp_path: Path) -> None
         save_cpu_ram=False,
         verbose=False,
     )
+    shuffled = fake_logits[
+        np.random.RandomState(2020).permutation(len(fake_logits))
+    ]  # torch-fidelity's permutation
     scores = [  # the population std over splits, written out: np.std, not the sample std (ddof=1)
         isc_features_to_metric(chunk, splits=1, shuffle=False)["inception_score_mean"]
-        for chunk in fake_logits.tensor_split(splits)
+        for chunk in shuffled.tensor_split(splits)
     ]
+    contiguous = isc_features_to_metric(fake_logits, splits=splits, shuffle=False)
+    assert got["val/is_std"] != pytest.approx(contiguous["inception_score_std"], rel=1e-3)  # not in order
     assert got["val/is"] == pytest.approx(isc["inception_score_mean"], rel=1e-5)
     assert got["val/is_std"] == pytest.approx(isc["inception_score_std"], rel=1e-4)
     assert got["val/is_std"] == pytest.approx(float(np.std(scores)), rel=1e-4)
@@ -174,7 +179,6 @@ def test_fid_is_kid_precision_recall_equal_torch_fidelity_on_png_folders(
         prc=True,
         feature_extractor="inception-v3-compat",
         feature_extractor_weights_path=str(inception_weights),
-        samples_shuffle=False,
         isc_splits=splits,
         kid_subsets=1,
         kid_subset_size=n,

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from src.data import DatasetNotFoundError, TextDataModule, Vocabulary
+from src.data.splits import seeded_split
 from src.data.vocabulary import PAD, UNKNOWN, UNKNOWN_CHAR
 
 
@@ -79,6 +80,18 @@ def test_a_folder_reads_its_txt_files_in_order(tmp_path: Path) -> None:
     dm = TextDataModule(str(tmp_path), seq_len=8, batch_size=4)
     assert dm.read() == ["second"] * 10 + ["first"] * 10  # b.txt sorts before sub/a.txt
     assert TextDataModule(str(tmp_path), seq_len=8, batch_size=4, pattern="*.md").read() == ["ignored"] * 10
+
+
+def test_the_vocabulary_comes_from_the_training_lines_only(tmp_path: Path) -> None:
+    lines = [f"line {i % 10}" for i in range(100)] + ["zq!"]  # z, q and ! appear in the last line only
+    seed = next(s for s in range(100) if len(lines) - 1 in seeded_split(len(lines), [0.1], s)[1])  # held out
+    dm = TextDataModule(str(_write(tmp_path / "t.txt", lines)), seq_len=8, batch_size=8, seed=seed)
+    assert "zq!" not in dm.vocabulary.decode_batch(dm.lines("train"))
+    assert not {"z", "q", "!"} & set(dm.vocabulary.symbols)  # never seen in training: not in the vocabulary
+    assert UNKNOWN_CHAR * 3 in dm.vocabulary.decode_batch(dm.lines("val"))  # held-out text: unknown symbols
+    assert set("line 0123456789") <= set(dm.vocabulary.symbols)
+    everything = Vocabulary.build(lines, 8, 2048)  # what counting every line (the released code) gives
+    assert {"z", "q", "!"} <= set(everything.symbols)
 
 
 def test_max_val_lines_caps_the_held_out_split(tmp_path: Path) -> None:

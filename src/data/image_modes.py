@@ -1,4 +1,4 @@
-"""16-bit and floating-point images as 8-bit grayscale, scaled to their range; LAB and HSV images as RGB.
+"""16-bit and floating-point images as 8-bit grayscale, scaled by their mode's range; LAB and HSV images as RGB.
 
 PIL's own conversion of the modes ``I;16``, ``I`` and ``F`` to ``L`` or ``RGB`` clips the values to [0, 255]:
 a 16-bit PNG turns all white and a float TIFF in [0, 1] all black. The other modes that PNG, JPEG and TIFF
@@ -19,36 +19,34 @@ VIA_RGB_MODES = ("LAB", "HSV")  # PIL converts them to RGB, but not to L (graysc
 def to_8bit(image: Image.Image) -> tuple[Image.Image, str | None]:
     """An 8-bit version of a 16-bit or float image (mode ``L``); any other image unchanged.
 
-    - ``I;16*`` (16-bit PNG and TIFF): ``x / 257``, so 65535 is 255.
-    - ``I`` (32-bit integers): values in [0, 255] are kept, values in [0, 65535] are 16-bit (``x / 257``).
-    - ``F`` (32-bit floats): values in [0, 1] are scaled by 255, values in [0, 255] are kept.
-    - anything else (negative values, a larger range, NaN): stretched from its own minimum and maximum to
-      [0, 255]; the second return value then says so, for a warning.
+    One range per mode, never per image, so every image of a dataset is scaled alike and a dim image stays dim:
 
+    - ``I;16*`` (16-bit PNG and TIFF) and ``I`` (32-bit integers; Pillow reads some 16-bit PNGs as ``I``):
+      [0, 65535], ``x / 257``, so 65535 is 255.
+    - ``F`` (32-bit floats): [0, 1], ``x * 255``.
+
+    Values outside the mode's range are clipped to it, and the second return value says so, for a warning
+    (convert such files to the mode's range, e.g. floats divided by their dataset's maximum). NaN becomes 0.
     ``LAB`` and ``HSV`` images become ``RGB``, which PIL can then turn into grayscale too.
 
     Args:
         image: A decoded PIL image.
 
     Returns:
-        ``(image, note)``: the 8-bit image, and ``None`` or a note saying the range was stretched.
+        ``(image, note)``: the 8-bit image, and ``None`` or a note saying values were clipped.
     """
     if image.mode in VIA_RGB_MODES:
         return image.convert("RGB"), None
     if image.mode not in HIGH_DEPTH_MODES:
         return image, None
     values = np.asarray(image, dtype=np.float64)  # (H, W)
+    high, scale = (1.0, 255.0) if image.mode == "F" else (65535.0, 1 / 257.0)
     finite = values[np.isfinite(values)]
-    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
     note = None
-    if image.mode in UINT16_MODES or (image.mode == "I" and low >= 0 and 255 < high <= 65535):
-        scaled = values / 257.0
-    elif image.mode == "F" and low >= 0 and high <= 1:
-        scaled = values * 255.0
-    elif low >= 0 and high <= 255:
-        scaled = values
-    else:
-        scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
-        note = f"mode {image.mode} with values in [{low:g}, {high:g}], stretched to [0, 255]"
-    pixels = np.clip(np.nan_to_num(scaled, nan=0.0), 0, 255).round().astype(np.uint8)
-    return Image.fromarray(pixels), note
+    if finite.size and (finite.min() < 0 or finite.max() > high):
+        note = (
+            f"mode {image.mode} with values in [{finite.min():g}, {finite.max():g}], outside the mode's range "
+            f"[0, {high:g}]: clipped to it"
+        )
+    scaled = np.clip(np.nan_to_num(values, nan=0.0), 0, high) * scale
+    return Image.fromarray(np.clip(scaled, 0, 255).round().astype(np.uint8)), note

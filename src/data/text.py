@@ -70,7 +70,8 @@ class TextDataModule(pl.LightningDataModule):
 
     As in the released code (``language_helpers.load_dataset``): lines are padded at the end to ``seq_len``,
     the vocabulary holds the unknown symbol (index 0) and the ``max_vocab - 1`` most frequent symbols of the
-    padded lines (padding included), and every other character maps to the unknown symbol. Differences: lines
+    padded training lines (padding included; the held-out lines are not looked at), and every other character
+    maps to the unknown symbol. Differences: the released code counts every line; lines
     longer than ``seq_len`` are dropped (``truncate=true`` cuts them, as the released code does) and empty
     lines are skipped. The vocabulary depends only on the data, is read when :attr:`data_shape` is first
     needed (the CLI links it into the networks) and is saved in checkpoints through :meth:`state_dict`, so
@@ -163,9 +164,6 @@ class TextDataModule(pl.LightningDataModule):
         if self._vocabulary is not None:
             return
         lines = self.read()
-        vocabulary = Vocabulary.build(lines, self.seq_len, self.max_vocab)
-        encoded = vocabulary.encode_lines(lines)  # (N, L) int64
-        encoded = encoded.to(torch.int16 if len(vocabulary) <= torch.iinfo(torch.int16).max else torch.int32)
         n_val = round(self.val_fraction * len(lines))
         if self.max_val_lines is not None:
             n_val = min(n_val, self.max_val_lines)
@@ -175,6 +173,11 @@ class TextDataModule(pl.LightningDataModule):
                 f"data.path: {len(train)} training lines are fewer than data.batch_size={self.batch_size} "
                 f"(after holding out {len(val)} for validation); use more text or a smaller batch"
             )
+        # The vocabulary comes from the training lines only: the held-out lines stay unseen (a symbol only
+        # they use is the unknown symbol, as for any new text).
+        vocabulary = Vocabulary.build([lines[i] for i in train.tolist()], self.seq_len, self.max_vocab)
+        encoded = vocabulary.encode_lines(lines)  # (N, L) int64
+        encoded = encoded.to(torch.int16 if len(vocabulary) <= torch.iinfo(torch.int16).max else torch.int32)
         self._splits = {"train": encoded[train], "val": encoded[val]}
         self._vocabulary = vocabulary
 

@@ -1,7 +1,7 @@
 """FID, KID, Inception Score and precision/recall fed with features computed beforehand, one pass per image.
 
 The states and their sync across ranks are torchmetrics'; the math is torchmetrics' (FID, KID) or
-torch-fidelity's (IS with its split boundaries and population std, precision and recall), so the numbers are
+torch-fidelity's (IS with its seeded shuffle, split boundaries and population std; precision and recall), so the numbers are
 those of the reference implementations.
 """
 
@@ -38,19 +38,25 @@ class _Precomputed(nn.Module):
 
 
 class SplitInceptionScore(InceptionScore):
-    """torchmetrics' Inception Score state and sync with torch-fidelity's math (``isc_features_to_metric``).
+    """torchmetrics' Inception Score state and sync with torch-fidelity's math and splits (``isc_features_to_metric``).
 
-    The logits are split in their order (generated images are i.i.d., and the ranks gather in the order of the
-    noise rows, so any world size gives the same splits) at ``i * N // splits``, and the std over the splits is
-    the population std (``np.std``) as in Salimans et al. 2016 and torch-fidelity; torchmetrics' own compute
-    shuffles, splits with ``chunk`` and takes the sample std (√(10/9) ≈ 5% larger for 10 splits).
+    As torch-fidelity's default (``samples_shuffle=True``, ``rng_seed=2020``), the logits are permuted by
+    ``np.random.RandomState(2020)`` before they are split at ``i * N // splits``: with ``sample_bn: batch``
+    neighbouring images share batch statistics, and contiguous splits would each hold whole batches. The ranks
+    gather in the order of the noise rows, so any world size permutes the same images the same way. The std over
+    the splits is the population std (``np.std``) as in Salimans et al. 2016 and torch-fidelity; torchmetrics'
+    own compute shuffles with the global RNG, splits with ``chunk`` and takes the sample std (√(10/9) ≈ 5%
+    larger for 10 splits).
     """
+
+    #: torch-fidelity's default seed of the permutation before splitting.
+    shuffle_seed: int = 2020
 
     @override
     def compute(self) -> tuple[Tensor, Tensor]:
         """Mean and population std of the Inception Score over the splits."""
         logits = dim_zero_cat(self.features)  # (N, K)
-        out = isc_features_to_metric(logits, splits=self.splits, shuffle=False)
+        out = isc_features_to_metric(logits, splits=self.splits, shuffle=True, rng_seed=self.shuffle_seed)
         return torch.tensor(out["inception_score_mean"]), torch.tensor(out["inception_score_std"])
 
 
@@ -148,6 +154,9 @@ class FeatureMetrics:
         kid_subset_size: Images per KID subset (capped at compute time to the real and generated counts).
         is_splits: Number of splits of the Inception Score.
         seed: Seed of KID's random subsets.
+        prc_from: Where precision/recall's features start in each feature vector
+            (:class:`~src.metrics.image_features.PairedFeatures`): FID and KID take the columns before it,
+            precision/recall those from it on. ``None``: all of them take the whole vector.
         sync: Gather the states of all ranks in :meth:`compute` (torchmetrics' ``sync_on_compute``); ``False``
             when every rank already holds all the features (the real-against-real floor).
     """
@@ -165,9 +174,10 @@ class FeatureMetrics:
         kid_subset_size: int = 1000,
         is_splits: int = 10,
         seed: int = 0,
+        prc_from: int | None = None,
         sync: bool = True,
     ) -> None:
-        self.kid_subset_size, self.seed = kid_subset_size, seed
+        self.kid_subset_size, self.seed, self.prc_from = kid_subset_size, seed, prc_from
         kw = {"sync_on_compute": sync}
         self.real_count: int | None = None  # real images fed, over all ranks (the caller sets it)
         self.metrics: dict[str, Any] = {}
@@ -214,10 +224,21 @@ class FeatureMetrics:
         return self
 
     def update(self, features: Tensor, logits: Tensor | None, real: bool) -> None:
-        """Add a batch: features (B, D) to FID, KID, precision/recall; generated images' logits (B, K) to IS, classes."""
+        """Add a batch: features (B, D) to FID, KID, precision/recall; generated images' logits (B, K) to IS, classes.
+
+        With ``prc_from``, FID and KID take ``features[:, :prc_from]`` and precision/recall the rest.
+        """
+        split = self.prc_from
         for name in ("fid", "kid", "prc"):
             if name in self.metrics:
-                self.metrics[name].update(features, real=real)
+                part = (
+                    features
+                    if split is None
+                    else features[:, split:]
+                    if name == "prc"
+                    else features[:, :split]
+                )
+                self.metrics[name].update(part, real=real)
         for name in ("is", "classes"):
             if not real and name in self.metrics and logits is not None:
                 self.metrics[name].update(logits)

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
+from tqdm.auto import tqdm
 from typing_extensions import override
 
 from src.evaluation import feature_cache, real_images
 from src.evaluation.feature_metrics import FeatureMetrics
 from src.evaluation.real_floor import real_floor
 from src.evaluation.schedule import ScheduledEvaluation
-from src.metrics.image_features import FeatureNet, build_feature_net, to_uint8
+from src.metrics.image_features import FeatureNet, PairedFeatures, build_feature_net, to_uint8
 
 
 class ImageQuality(ScheduledEvaluation):
@@ -31,16 +31,18 @@ class ImageQuality(ScheduledEvaluation):
     When it runs: see :class:`~src.evaluation.schedule.ScheduledEvaluation`.
 
     What it measures: ``num_samples`` generated images (``test_num_samples`` at test time) against ``num_real``
-    real images of ``real_split``: torchmetrics' FID and KID; torch-fidelity's Inception Score (its splits, and
-    the population std over them, ``np.std``) and improved precision/recall (Kynkäänniemi et al. 2019, k = 3).
-    Each image goes through the feature network (Inception-v3 or the digits classifier,
-    :mod:`src.metrics.image_features`) once, for every metric. Generated images come from
-    ``pl_module.sample(noise=...)`` (the EMA generator when there is one) with noise (and, when conditional,
-    uniform classes) from a generator seeded by ``seed``, independent of the device count and of the training
-    RNG. The real images are a random subset seeded by ``seed`` (``datamodule.reference_images``: uint8, never
-    augmented); their features are cached on disk under a hash of the images. Generated images become uint8 as
-    a PNG would store them (``round((x + 1) * 127.5)``), grayscale is replicated to RGB, and Inception resizes
-    to 299 px inside the network as torch-fidelity does (do not resize beforehand).
+    real images of ``real_split``: torchmetrics' FID and KID; torch-fidelity's Inception Score (its seeded
+    shuffle, splits and population std ``np.std``) and improved precision/recall (Kynkäänniemi et al. 2019,
+    k = 3). Feature spaces (:mod:`src.metrics.image_features`): every metric uses ``feature_extractor``'s
+    (Inception pool3 or the digits CNN), except precision/recall with ``precision_recall_features: vgg16`` (the
+    VGG-16 fc2 space of their paper and of torch-fidelity's ``prc``); each image goes through each network once.
+    Generated images come from ``pl_module.sample(noise=...)`` (the EMA generator when there is one) with noise
+    (and, when conditional, uniform classes) from a generator seeded by ``seed``, independent of the device
+    count and of the training RNG. The real images are a random subset seeded by ``seed``
+    (``datamodule.reference_images``: uint8, never augmented); their features are cached on disk under a hash
+    of the images. Generated images become uint8 as a PNG would store them, ``round((x + 1) * 127.5)`` (with
+    the datamodule's ``dequantize: true``, the released code's inverse ``floor((x + 1) * 255.99 / 2)``);
+    grayscale is replicated to RGB, and the networks resize inside as torch-fidelity does.
 
     ``floor_draws > 0`` also logs what real data scores at the same sample sizes (``fid_floor``,
     ``fid_floor_std``, ``precision_floor``, ...: :mod:`src.evaluation.real_floor`); FID is biased by both
@@ -74,6 +76,11 @@ class ImageQuality(ScheduledEvaluation):
             :class:`~src.metrics.image_features.FeatureNet` class path.
         feature_extractor_weights_path: A local weights file for the feature network, e.g. a copy of
             torch-fidelity's ``weights-inception-2015-12-05-6726825d.pth`` on clusters without internet.
+        precision_recall_features: The feature space of precision and recall: ``None``, that of
+            ``feature_extractor``; ``vgg16`` (VGG-16 fc2, the space of their paper and of torch-fidelity's
+            ``prc``) or another feature network's name or class path. Each image goes through both once.
+        precision_recall_weights_path: A local weights file for ``precision_recall_features``, e.g. a copy of
+            torchvision's ``vgg16-397923af.pth``.
         class_coverage: Log ``classes_covered`` and ``class_kl`` (KL of the predicted class histogram from
             uniform) from the feature network's logits; ``None`` turns it on for ``digits`` only.
         kid_subsets: Number of random subsets KID averages over.
@@ -104,6 +111,8 @@ class ImageQuality(ScheduledEvaluation):
         batch_size: int = 200,
         feature_extractor: str = "inception",
         feature_extractor_weights_path: str | None = None,
+        precision_recall_features: str | None = None,
+        precision_recall_weights_path: str | None = None,
         class_coverage: bool | None = None,
         kid_subsets: int = 100,
         kid_subset_size: int = 1000,
@@ -142,6 +151,13 @@ class ImageQuality(ScheduledEvaluation):
         self.real_split, self.batch_size = real_split, batch_size
         self.feature_extractor = feature_extractor
         self.feature_extractor_weights_path = feature_extractor_weights_path
+        prc_features = precision_recall_features if precision_recall else None
+        self.nets = (
+            feature_extractor,
+            feature_extractor_weights_path,
+            prc_features,
+            precision_recall_weights_path,
+        )
         self.class_coverage = feature_extractor == "digits" if class_coverage is None else class_coverage
         self.kid_subsets, self.kid_subset_size, self.is_splits = kid_subsets, kid_subset_size, is_splits
         self.seed, self.test_seed = seed, seed + 1000 if test_seed is None else test_seed
@@ -152,6 +168,7 @@ class ImageQuality(ScheduledEvaluation):
         self.metrics: dict[str, FeatureMetrics] = {}  # per stage ("val", "test"): its own real statistics
         self.real_count = 0  # real images in the last prepared reference statistics, over all ranks
         self.cache_path: Path | None = None  # this rank's last real-feature cache file
+        self.dequantized = False  # the datamodule dequantises its training images (data.dequantize)
 
     # ------------------------------------------------------------------------------------------- setup
     @override
@@ -167,10 +184,10 @@ class ImageQuality(ScheduledEvaluation):
             )
         # Local rank zero first: it downloads the weights into the cache once, the others then read them.
         if trainer.local_rank == 0:
-            self.net = build_feature_net(self.feature_extractor, self.feature_extractor_weights_path)
+            self.net = build_feature_net(*self.nets)
         trainer.strategy.barrier("image_quality_feature_net")
         if trainer.local_rank != 0:
-            self.net = build_feature_net(self.feature_extractor, self.feature_extractor_weights_path)
+            self.net = build_feature_net(*self.nets)
         for option in ("class_coverage", "inception_score"):
             if getattr(self, option) and not self.net.num_logits:
                 hint = "; set inception_score: false" if option == "inception_score" else ""
@@ -178,12 +195,18 @@ class ImageQuality(ScheduledEvaluation):
                     f"{option} needs logits, and feature_extractor={self.feature_extractor!r} has none{hint}"
                 )
 
+    @property
+    def prc_from(self) -> int | None:
+        """Where precision/recall's columns start in the features (paired features), else ``None``."""
+        return self.net.split if isinstance(self.net, PairedFeatures) else None
+
     def stage_metrics(self, stage: str) -> FeatureMetrics:
         """The metrics of ``stage`` (``val`` or ``test``), each with its own real statistics and seed."""
         assert self.net is not None
         if stage not in self.metrics:
+            split = self.prc_from
             self.metrics[stage] = FeatureMetrics(
-                self.net.num_features,
+                self.net.num_features if split is None else split,
                 self.net.num_logits,
                 fid=self.fid,
                 kid=self.kid,
@@ -194,6 +217,7 @@ class ImageQuality(ScheduledEvaluation):
                 kid_subset_size=self.kid_subset_size,
                 is_splits=self.is_splits,
                 seed=self.stage_seed(stage),
+                prc_from=split,
             )
         return self.metrics[stage]
 
@@ -239,6 +263,7 @@ class ImageQuality(ScheduledEvaluation):
         metrics = self.stage_metrics(stage).to(device)
         self.prepare_real(trainer, stage)
         rank, world = trainer.global_rank, trainer.world_size
+        self.dequantized = bool(getattr(trainer.datamodule, "dequantize", False))  # generated images only
 
         g = torch.Generator().manual_seed(self.stage_seed(stage))
         noise = torch.randn(num_samples, pl_module.latent_dim, generator=g)  # (N, Z)
@@ -247,10 +272,11 @@ class ImageQuality(ScheduledEvaluation):
         labels = torch.randint(num_classes, (num_samples,), generator=g) if num_classes else None  # (N,)
         # This rank's rows of the noise: together, the ranks generate the same images for any world size.
         rows = torch.tensor_split(torch.arange(num_samples), world)[rank]
-        for idx in _progress(rows.split(self.batch_size), self.progress and rank == 0, "generating"):
+        show = self.progress and rank == 0
+        for idx in tqdm(rows.split(self.batch_size), "generating", disable=not show, leave=False):
             extra = {} if labels is None else {"labels": labels[idx].to(device)}
             images = pl_module.sample(noise=noise[idx].to(device), **extra)  # (b, C, H, W) in [-1, 1]
-            features, logits = self._features(images)
+            features, logits = self._features(images, self.dequantized)
             metrics.update(features, logits, real=False)
         values = metrics.compute(self.real_count, num_samples)
         if self.floor_draws:
@@ -258,9 +284,9 @@ class ImageQuality(ScheduledEvaluation):
         self.last_duration_s = time.perf_counter() - start
         return values
 
-    def _features(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
+    def _features(self, images: Tensor, dequantized: bool = False) -> tuple[Tensor, Tensor | None]:
         assert self.net is not None
-        features, logits = self.net(to_uint8(images))  # (B, D), (B, K)
+        features, logits = self.net(to_uint8(images, dequantized))  # (B, D), (B, K)
         return features.float(), None if logits is None else logits.float()
 
     # ------------------------------------------------------------------------------------------ real data
@@ -313,6 +339,7 @@ class ImageQuality(ScheduledEvaluation):
                 precision_recall=self.precision_recall,
                 kid_subsets=self.kid_subsets,
                 kid_subset_size=self.kid_subset_size,
+                prc_from=self.prc_from,
             )
         return self.floors[key]
 
@@ -338,14 +365,6 @@ class ImageQuality(ScheduledEvaluation):
     def real_features(self, images: Tensor, device: torch.device, progress: bool = False) -> Tensor:
         """Features (N, D) on the CPU of uint8 images (N, C, H, W), in batches of ``batch_size``."""
         assert self.net is not None
-        batches = _progress(images.split(self.batch_size), progress, "real features")
+        batches = tqdm(images.split(self.batch_size), "real features", disable=not progress, leave=False)
         chunks = [self._features(batch.to(device))[0].cpu() for batch in batches]
         return torch.cat(chunks) if chunks else torch.zeros(0, self.net.num_features)
-
-
-def _progress(items: Any, enabled: bool, desc: str) -> Any:
-    if not enabled:
-        return items
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc=desc, total=len(items) if hasattr(items, "__len__") else None, leave=False)

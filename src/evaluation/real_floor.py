@@ -62,7 +62,7 @@ def real_floor(
         draws: How many random partitions to average (the std is over them, ``ddof=1``).
         seed: Seed of the first draw; draw ``i`` uses ``seed + i``.
         **metric_options: Which metrics and their settings (``fid``, ``kid``, ``precision_recall``,
-            ``kid_subsets``, ``kid_subset_size``), as the measurement's own
+            ``kid_subsets``, ``kid_subset_size``, ``prc_from``), as the measurement's own
             :class:`~src.evaluation.feature_metrics.FeatureMetrics`.
 
     Returns:
@@ -75,8 +75,14 @@ def real_floor(
             len(features), num_real, num_generated, seed + i
         )
         replaced |= with_replacement
+        split = metric_options.get("prc_from")
         metrics = FeatureMetrics(
-            features.shape[1], 0, inception_score=False, seed=seed + i, sync=False, **metric_options
+            features.shape[1] if split is None else split,
+            0,
+            inception_score=False,
+            seed=seed + i,
+            sync=False,
+            **metric_options,
         )
         metrics.update(features[reference], None, real=True)
         metrics.update(features[generated], None, real=False)

@@ -3,13 +3,16 @@
 A critic that returns ``(scores, logits)`` (:class:`~src.nets.ACGANResNetCritic`) classifies its input; as in
 the paper's ``gan_cifar_resnet.py``, the critic's loss gains ``w_critic · CE(logits(real), labels)`` (real
 images only) and the generator's ``w_generator · CE(logits(G(z, y)), y)``. The weights are the critic's
-``aux_weights`` (1 and 0.1 in the paper's code; 1 and 1 when a critic does not say).
+``aux_weights`` (1 and 0.1 in the paper's code; 1 and 1 when a critic does not say). :func:`accuracies` gives
+the classifier's accuracy on the real and on the generated batch of a critic step, which the released code
+logs as ``train acc`` and ``fake acc``.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -39,3 +42,20 @@ def terms(
         )
     weight = tuple(getattr(critic, "aux_weights", (1.0, 1.0)))[_PLAYERS[player]]
     return {"aux_ce": weight * F.cross_entropy(logits.float(), labels)}
+
+
+def accuracies(
+    real_logits: Tensor | None, fake_logits: Tensor | None, labels: Tensor | None
+) -> dict[str, Tensor]:
+    """``{"aux_acc_real", "aux_acc_fake"}``: the share of real and of generated images classified as their label.
+
+    The generated images of a critic step are drawn with the real batch's labels, so both use ``labels``
+    (B,). Empty when the critic has no classifier head.
+    """
+    if real_logits is None or fake_logits is None or labels is None:
+        return {}
+    with torch.no_grad():
+        return {
+            "aux_acc_real": (real_logits.argmax(1) == labels).float().mean(),
+            "aux_acc_fake": (fake_logits.argmax(1) == labels).float().mean(),
+        }

@@ -40,19 +40,33 @@ def check_conditional_data(num_classes: int, datamodule: Any) -> None:
 def warn_unconstrained_critic(
     active: Sequence[CriticRegularizer], loss: str = "wasserstein", critic: nn.Module | None = None
 ) -> None:
-    """Warn when nothing bounds the critic of a Wasserstein GAN.
+    """Warn when nothing constrains the critic.
 
-    The Wasserstein loss is unbounded: the critic needs a global constraint, i.e. an active regularizer with
-    ``constrains_wasserstein_critic`` (gradient penalty, weight clipping) or a spectrally normalised critic.
-    R1, R2 and DRAGAN bound it only near the data, so they alone do not count. The other losses are bounded
-    below and need no constraint.
+    A spectrally normalised critic is constrained whatever the loss. Otherwise:
+
+    - ``wasserstein``: the loss is unbounded, so the critic needs a global constraint, an active regularizer
+      with ``constrains_wasserstein_critic`` (gradient penalty, weight clipping). R1, R2 and DRAGAN bound it
+      only near the data, so they alone do not count.
+    - ``hinge`` and ``non_saturating``: the loss is bounded below, but with neither a regularizer nor spectral
+      normalisation the critic saturates and its gradients vanish or explode (SN-GAN and BigGAN pair hinge
+      with spectral normalisation; R1, R2 and DRAGAN's papers pair the non-saturating loss with the penalty).
+      Any active regularizer counts.
 
     Args:
         active: The active regularizers.
         loss: ``model.loss``.
         critic: The critic, checked for spectral normalisation (``None``: not checked).
     """
-    if loss != "wasserstein" or (critic is not None and is_spectrally_normalized(critic)):
+    if critic is not None and is_spectrally_normalized(critic):
+        return
+    if loss != "wasserstein":
+        if not active:
+            rank_zero_warn(
+                f"The critic is unconstrained: model.loss={loss} with no active critic regularizer and no "
+                "spectral normalisation lets the critic saturate, and its gradients to the generator vanish or "
+                "explode. Add `--model.critic.init_args.norm=spectral` (SN-GAN, BigGAN with the hinge loss) or "
+                "a penalty, e.g. `--regularizer=src.regularizers.R1Penalty` (with the non-saturating loss)."
+            )
         return
     if any(r.constrains_wasserstein_critic for r in active):
         return

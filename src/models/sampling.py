@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
+from src.models.ema import standing_statistics
 from src.nets.labels import as_labels
 
 SampleBN = Literal["running", "batch"]
@@ -84,6 +85,28 @@ class SamplingMixin:
         generator = self.generator if generator is None else generator
         return generator(noise) if labels is None else generator(noise, labels)
 
+    _ema_statistics_at: int | None = (
+        None  # the EMA's n_averaged when its BatchNorm statistics were recomputed
+    )
+
+    def refresh_ema_statistics(self) -> None:
+        """Give the EMA generator's BatchNorms the standing statistics of its own weights, once per EMA update.
+
+        Used before sampling with running statistics (``sample_bn="running"``); see
+        :func:`~src.models.ema.standing_statistics`. A no-op without an EMA or without BatchNorm.
+        """
+        ema = self.generator_ema
+        if ema is None or self.sample_bn != "running" or self._ema_statistics_at == int(ema.n_averaged):
+            return
+        device, classes = self.device, self.num_classes
+
+        def inputs(n: int, g: torch.Generator) -> tuple[Tensor, ...]:
+            noise = torch.randn(n, self.latent_dim, generator=g).to(device)  # (n, Z)
+            return (noise,) if not classes else (noise, torch.randint(classes, (n,), generator=g).to(device))
+
+        standing_statistics(ema.module, inputs)
+        self._ema_statistics_at = int(ema.n_averaged)
+
     @property
     def sampling_generator(self) -> nn.Module:
         """The generator used for samples and evaluation: the EMA copy when ``ema_decay`` is set."""
@@ -100,7 +123,9 @@ class SamplingMixin:
 
         Uses the EMA generator when ``ema_decay`` is set. Its BatchNorms use their running statistics, or with
         ``sample_bn="batch"`` those of the batch sampled (as the paper's code does; the samples then depend on
-        the batch they are drawn with, and a batch needs more than one sample).
+        the batch they are drawn with, and a batch needs more than one sample). The EMA generator's running
+        statistics are its own standing statistics (:meth:`refresh_ema_statistics`), not the average of the
+        training generator's.
 
         Args:
             n: Number of samples; ignored when ``noise`` is given.
@@ -118,6 +143,7 @@ class SamplingMixin:
         labels = (
             as_labels(labels, noise.shape[0], self.num_classes, self.device) if self.num_classes else None
         )
+        self.refresh_ema_statistics()
         generator = self.sampling_generator
         was_training = generator.training
         generator.eval()

@@ -14,6 +14,8 @@ from typing_extensions import override
 
 from src.models import aux_classifier, fit_checks, losses
 from src.models.ema import generator_ema
+from src.models.eval_rng import EvaluationRNGMixin
+from src.models.grad_norm import grad_norm
 from src.models.safe_loading import SafeLoadingMixin
 from src.models.sampling import SampleBN, SamplingMixin, check_sample_bn
 from src.models.training_state import load_training_state, save_training_state
@@ -28,7 +30,7 @@ def _adam_paper(params: Any) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=1e-4, betas=(0.0, 0.9))
 
 
-class WGANGP(SamplingMixin, SafeLoadingMixin, pl.LightningModule):
+class WGANGP(EvaluationRNGMixin, SamplingMixin, SafeLoadingMixin, pl.LightningModule):
     """Wasserstein GAN trained with manual optimization (Gulrajani et al. 2017, Algorithm 1).
 
     Every ``training_step`` takes one real batch and makes one critic update; every ``n_critic``-th step also
@@ -45,6 +47,9 @@ class WGANGP(SamplingMixin, SafeLoadingMixin, pl.LightningModule):
     share one label), the generator step draws labels uniformly.
 
     :class:`~src.models.CompetitiveWGAN` updates both players simultaneously instead (e.g. by CGD).
+
+    Evaluations leave training's randomness alone (:mod:`src.models.eval_rng`): training draws the same
+    noise and data whether, and how often, they run.
 
     Args:
         generator: Maps noise (B, generator.latent_dim) to samples (B, *data_shape); a conditional one maps
@@ -161,7 +166,7 @@ class WGANGP(SamplingMixin, SafeLoadingMixin, pl.LightningModule):
         with torch.no_grad():
             fake = self.generate(self.noise(real.shape[0]), labels)
         real_scores, real_logits = self.critic_outputs(real, labels)  # (B,), AC-GAN logits (B, K) or None
-        fake_scores = critic(fake)  # (B,)
+        fake_scores, fake_logits = self.critic_outputs(fake, labels)  # (B,), AC-GAN logits (B, K) or None
         critic_real, critic_fake = real_scores.mean(), fake_scores.mean()
         wasserstein = critic_real - critic_fake
         critic_loss = losses.critic_loss(self.loss, real_scores, fake_scores)
@@ -174,13 +179,14 @@ class WGANGP(SamplingMixin, SafeLoadingMixin, pl.LightningModule):
         c_opt.zero_grad(set_to_none=True)
         self.manual_backward(critic_loss)  # the one backward: the loss and every regularizer's term
         if log:
-            critic_grad_norm = _grad_norm(self.critic)
+            critic_grad_norm = grad_norm(self.critic, self._trainer)
         c_opt.step()
         self._after_critic_step()
 
         if log:
             values = {"critic_loss": critic_loss, "wasserstein": wasserstein, "critic_real": critic_real}
             values.update(critic_fake=critic_fake, critic_grad_norm=critic_grad_norm, **terms)
+            values.update(aux_classifier.accuracies(real_logits, fake_logits, labels))  # AC-GAN only
             self._log_train(values, regularizer_stats=True)
 
         if self.critic_steps % self.n_critic == 0:
@@ -200,7 +206,7 @@ class WGANGP(SamplingMixin, SafeLoadingMixin, pl.LightningModule):
             g_opt.zero_grad(set_to_none=True)
             self.manual_backward(gen_loss)
             if log:
-                gen_grad_norm = _grad_norm(self.generator)
+                gen_grad_norm = grad_norm(self.generator, self._trainer)
             g_opt.step()
         finally:
             self.critic.requires_grad_(True)
@@ -271,7 +277,8 @@ class WGANGP(SamplingMixin, SafeLoadingMixin, pl.LightningModule):
     # --------------------------------------------------------------------------------------- evaluation
     def _evaluate(self, batch: Any, prefix: str) -> None:
         real, labels = split_batch(batch, self.num_classes)
-        fake = self.sample(real.shape[0], labels=labels)
+        noise = self.eval_noise(real.shape[0], self.latent_dim)  # (B, Z): not the training RNG
+        fake = self.sample(noise=noise, labels=labels)
         wasserstein = self.score(real, labels).mean() - self.score(fake, labels).mean()
         self.log(f"{prefix}/wasserstein", wasserstein, sync_dist=True)
 
@@ -295,16 +302,11 @@ class WGANGP(SamplingMixin, SafeLoadingMixin, pl.LightningModule):
 
     @override
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        save_training_state(checkpoint, self, self.critic_steps, self.generator_steps)  # never NaN weights
+        self.with_training_rng(  # never NaN weights; the RNG training resumes from, even mid-evaluation
+            lambda: save_training_state(checkpoint, self, self.critic_steps, self.generator_steps)
+        )
 
     @override
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.critic_steps, self.generator_steps = load_training_state(checkpoint, self)
-
-
-def _grad_norm(module: nn.Module) -> Tensor:
-    """Total L2 norm of a module's parameter gradients (0 when none)."""
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
-    if not grads:
-        return torch.zeros(())
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        self._ema_statistics_at = None  # new EMA weights: recompute their BatchNorm statistics

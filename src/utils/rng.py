@@ -40,6 +40,27 @@ def seed_rank(rank: int, world_size: int) -> int | None:
     return seed
 
 
+RNGSnapshot = tuple[Tensor, Tensor | None]
+
+
+def rng_snapshot() -> RNGSnapshot:
+    """This process's torch RNG states: the CPU generator's and the current CUDA device's (``None`` without)."""
+    cuda = torch.cuda.get_rng_state() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    return torch.get_rng_state(), cuda
+
+
+def rng_restore(snapshot: RNGSnapshot) -> None:
+    """Put back the states of :func:`rng_snapshot`.
+
+    ``WGANGP`` takes one when a validation starts inside ``fit`` and restores it when it ends, so the noise,
+    ε and data order of training do not depend on when (or whether) evaluations run, whatever they draw.
+    """
+    cpu, cuda = snapshot
+    torch.set_rng_state(cpu)
+    if cuda is not None:
+        torch.cuda.set_rng_state(cuda)
+
+
 def _gather(strategy: Any, state: Tensor) -> Tensor:
     """Stack one uint8 state per rank: (world_size, N); a collective, so every rank must call it."""
     if strategy is None or getattr(strategy, "world_size", 1) <= 1:
