@@ -1,14 +1,15 @@
-"""Which departures from the paper's recipe make the default digits run learn fast: one curve per lever.
+"""Which choices of the default digits run matter: one lever at a time from the default, over seeds.
 
-Each variant is the real CLI (``python -m src.train``, the default digits run) with a few flags changed, run to
-its own generator-step budget. The table gives the last validation FID (digits-classifier features), the test FID
-of ``last.ckpt``, and the wall time of each run measured side by side (``--jobs`` runs at once, one torch thread
-each), so the times are comparable with each other but not with a quiet two-thread run. Quality per step does
-not depend on the load, so this bench runs on a busy machine too.
+Each variant is the real CLI (``python -m src.train``, the default digits run) with a few flags changed, run with
+``--seeds`` seeds to its own generator-step budget. The table gives the test precision, recall, FID and KID of
+``last.ckpt`` (digits-classifier features) as mean ± std over the seeds, the floor (real digits against real
+digits at the same sample sizes), and whether each variant differs from the default beyond the spread. Quality
+per step does not depend on the load, so this bench runs on a busy machine too (``--jobs`` runs at once, one
+torch thread each); it quotes no times.
 
-    python -m bench.digits_levers [--jobs 2] [--only NAME ...]
+    python -m bench.digits_levers [--jobs 2] [--seeds 3] [--only NAME ...] [--collect FOLDER]
 
-Writes ``bench/figures/digits_levers.png`` (FID against generator steps and against seconds) and the
+Writes ``bench/figures/digits_levers.png`` (validation precision and FID against critic updates) and the
 ``digits_levers`` section of BENCHMARKS.md.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,18 +62,19 @@ def setting(image_size: int, n_critic: int, steps: int) -> list[str]:
     ]
 
 
-# name -> flags on top of the default run. The main line changes one thing per row; "tried" rows were not kept.
+# name -> flags on top of the default run (`python -m src.train`, the first row). Each row changes one thing, so
+# a row that is worse than the default beyond the spread over seeds shows that the default's choice matters.
 VARIANTS: dict[str, list[str]] = {
-    "32 px, n_critic 5, Adam 4e-4 (the old default)": [*setting(32, 5, 600), *lr(4e-4)],
-    "16 px": [*setting(16, 5, 600), *lr(4e-4)],
-    "tried: 16 px + linear lr decay": [*setting(16, 5, 600), *lr(4e-4), *decay(600)],
-    "lr 1e-3": [*setting(16, 5, 600), *lr(1e-3)],
-    "tried: lr 1e-3 + linear lr decay": [*setting(16, 5, 600), *lr(1e-3), *decay(600)],
-    "n_critic 2 (1200 steps)": [*setting(16, 2, 1200), *lr(1e-3)],
-    "also: n_critic 2 with lr 2e-3": [*setting(16, 2, 1200), *lr(2e-3)],
-    "n_critic 1 (2000 steps)": [*setting(16, 1, 2000), *lr(1e-3)],
-    "tried: n_critic 1, TTUR (critic 2e-3)": [*setting(16, 1, 2000), *lr(1e-3), critic_lr(2e-3)],
-    "lr 2e-3: the default run": [*setting(16, 1, 2000), *lr(2e-3)],
+    "the default run": [],
+    "paper's: 32 px, n_critic 5, Adam 4e-4, 600 steps (the old default)": [*setting(32, 5, 600), *lr(4e-4)],
+    "n_critic 2, 1300 steps": [*setting(16, 2, 1300)],
+    "Adam 1e-3": lr(1e-3),
+    "TTUR: generator 1e-3": ["--model.init_args.generator_optimizer.init_args.lr=0.001"],
+    "linear lr decay to 0": decay(2000),
+    "batch 128": ["--data.init_args.batch_size=128"],
+    "EMA 0.99": ["--model.init_args.ema_decay=0.99"],
+    "no EMA": ["--model.init_args.ema_decay=null"],
+    "lambda 1": ["--regularizer.init_args.weight=1"],
 }
 
 
@@ -80,17 +83,22 @@ def folder_name(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name)
 
 
-def run(name: str, flags: list[str], root: str, collect: bool = False) -> dict:
-    """Train one variant in a subprocess (or, with ``collect``, read its finished run under ``root``).
+METRICS = ("precision", "recall", "fid", "kid")
 
-    Returns its curve, test FID and wall seconds (``None`` when collected).
+
+def run(name: str, flags: list[str], seed: int, root: str, collect: bool = False) -> dict:
+    """Train one variant with one seed in a subprocess (or, with ``collect``, read its finished run).
+
+    The run lives in ``root/<variant folder>/s<seed>/``. Returns its validation curve (critic updates,
+    precision, FID), its test metrics and wall seconds (``None`` when collected).
     """
-    folder = Path(root) / folder_name(name)
+    folder = Path(root) / folder_name(name) / f"s{seed}"
     command = [
         sys.executable,
         "-m",
         "src.train",
         *flags,
+        f"--seed_everything={seed}",
         f"--trainer.logger.init_args.save_dir={folder}",
         "--trainer.enable_progress_bar=false",
     ]
@@ -100,40 +108,50 @@ def run(name: str, flags: list[str], root: str, collect: bool = False) -> dict:
         subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
     seconds = None if collect else time.perf_counter() - start
     rows = list(csv.DictReader(open(next(folder.rglob("metrics.csv")))))
-    n_critic = int(next(f for f in flags if "n_critic" in f).split("=")[1])
-    # (critic updates, val FID): `step` counts critic updates, one per batch.
-    curve = [(int(r["step"]) + 1, float(r["val/fid"])) for r in rows if r.get("val/fid")]
-    test = next(float(r["test/fid"]) for r in rows if r.get("test/fid"))
+    # (critic updates, val precision, val FID): `step` counts critic updates, one per batch.
+    curve = [
+        (int(r["step"]) + 1, float(r["val/precision"]), float(r["val/fid"])) for r in rows if r.get("val/fid")
+    ]
+    test = {m: next(float(r[f"test/{m}"]) for r in rows if r.get(f"test/{m}")) for m in METRICS}
+    floor = {m: next(float(r[f"test/{m}_floor"]) for r in rows if r.get(f"test/{m}_floor")) for m in METRICS}
     took = "collected" if seconds is None else f"{seconds:.0f} s"
-    print(f"{name}: {took}, last val FID {curve[-1][1]:.1f}, test FID {test:.1f}", flush=True)
-    return {"name": name, "seconds": seconds, "curve": curve, "test_fid": test, "n_critic": n_critic}
+    print(f"{name} seed {seed}: {took}, test {test}", flush=True)
+    return {"name": name, "seed": seed, "seconds": seconds, "curve": curve, "test": test, "floor": floor}
+
+
+def spread(values: list[float]) -> tuple[float, float]:
+    """Mean and sample std (0 for one value)."""
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def verdict(default: list[float], variant: list[float], higher_is_better: bool) -> str:
+    """``better`` / ``worse`` when the means differ by more than both spreads over seeds, else ``within spread``."""
+    (m0, s0), (m1, s1) = spread(default), spread(variant)
+    if abs(m1 - m0) <= max(s0, s1) or len(default) < 2:
+        return "within spread"
+    return "better" if (m1 > m0) == higher_is_better else "worse"
 
 
 def plot(results: list[dict], path: Path) -> None:
-    """Validation FID against critic updates (and against seconds, when the runs were timed here)."""
+    """Validation precision and FID against critic updates, one line per variant and seed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    timed = all(r["seconds"] is not None for r in results)
-    fig, axes = plt.subplots(1, 2 if timed else 1, figsize=(11 if timed else 7, 4), squeeze=False)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    names = list(dict.fromkeys(r["name"] for r in results))
+    colors = {n: f"C{i % 10}" for i, n in enumerate(names)}
     for r in results:
-        steps, fid = zip(*r["curve"])
-        style = {
-            "ls": ":" if r["name"].startswith(("tried", "also")) else "-",
-            "marker": ".",
-            "label": r["name"],
-        }
-        axes[0][0].plot(steps, fid, **style)
-        if timed:
-            axes[0][1].plot([s / steps[-1] * r["seconds"] for s in steps], fid, **style)
-    for ax, label in zip(axes[0], ["critic updates (batches)", "seconds (side by side, 1 thread each)"]):
-        ax.set_xlabel(label)
-        ax.set_ylabel("val/fid (digits features)")
-        ax.set_yscale("log")
-        ax.axhline(40, ls="--", c="gray")
-    axes[0][0].legend(fontsize=6)
+        updates, precision, fid = zip(*r["curve"])
+        label = r["name"] if r["seed"] == min(x["seed"] for x in results if x["name"] == r["name"]) else None
+        axes[0].plot(updates, precision, c=colors[r["name"]], marker=".", lw=1, label=label)
+        axes[1].plot(updates, fid, c=colors[r["name"]], marker=".", lw=1)
+    for ax, label in zip(axes, ["val/precision", "val/fid"]):
+        ax.set_xlabel("critic updates (batches)")
+        ax.set_ylabel(f"{label} (digits features)")
+    axes[1].set_yscale("log")
+    axes[0].legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
@@ -141,40 +159,58 @@ def plot(results: list[dict], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--only", nargs="*", help="variant names (default: all)")
     parser.add_argument(
-        "--collect", type=Path, help="read finished runs from this folder (one subfolder per variant) instead"
+        "--collect", type=Path, help="read finished runs from this folder (<variant>/s<seed>/...) instead"
     )
     args = parser.parse_args()
     load = load_average()
     names = args.only or list(VARIANTS)
+    jobs = [(n, seed) for n in names for seed in range(args.seeds)]
     with tempfile.TemporaryDirectory(prefix="digits_levers_") as tmp, ThreadPoolExecutor(args.jobs) as pool:
         root = str(args.collect or tmp)
-        results = list(pool.map(lambda n: run(n, VARIANTS[n], root, args.collect is not None), names))
+        results = list(
+            pool.map(lambda j: run(j[0], VARIANTS[j[0]], j[1], root, args.collect is not None), jobs)
+        )
 
     FIGURES.mkdir(parents=True, exist_ok=True)
     plot(results, FIGURES / "digits_levers.png")
+    by_name = {n: [r for r in results if r["name"] == n] for n in names}
+    base = by_name[names[0]]
     lines = [
-        "| variant | generator steps | last val FID | test FID (last.ckpt) | seconds (side by side) |",
-        "|---|---|---|---|---|",
+        "| variant | seeds | test precision | test recall | test FID | test KID ×1000 | against the default |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for r in results:
-        updates, fid = r["curve"][-1]
-        steps = updates / r["n_critic"]
-        seconds = "—" if r["seconds"] is None else f"{r['seconds']:.0f}"
-        lines.append(f"| {r['name']} | {steps:.0f} | {fid:.1f} | {r['test_fid']:.1f} | {seconds} |")
+    for name, runs in by_name.items():
+        cells = []
+        for m in METRICS:
+            mean, std = spread([r["test"][m] * (1000 if m == "kid" else 1) for r in runs])
+            cells.append(f"{mean:.3g} ± {std:.2g}")
+        against = (
+            "—"
+            if runs is base
+            else ", ".join(
+                f"{m} {verdict([r['test'][m] for r in base], [r['test'][m] for r in runs], m in ('precision', 'recall'))}"
+                for m in ("precision", "fid")
+            )
+        )
+        lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + f" | {against} |")
+    floor = {m: spread([r["floor"][m] for r in results]) for m in METRICS}
     how = (
-        f"Seconds were measured with {args.jobs} runs at once, one torch thread each: compare them with each "
-        "other only."
+        f"Seconds were measured with {args.jobs} runs at once, one torch thread each (not quoted: quality per "
+        "generator step does not depend on the load)."
         if args.collect is None
-        else "Collected from finished runs (`--collect`); their times were not taken side by side, so none "
-        "is given: quality per generator step does not depend on the load."
+        else "Collected from finished runs (`--collect`), run two at a time with one thread each."
     )
     body = (
-        "### The default digits run: one lever at a time\n\n"
-        "Each main row changes one thing from the main row before it; the last row is `python -m src.train`. "
-        "Rows marked *tried* were not kept; *also* rows are a second path to the same lever. FID on the digits classifier's features, 2,000 samples against "
-        f"the training digits (validation) and the test digits (test). {how}\n\n"
+        "### The default digits run: one lever at a time, over seeds\n\n"
+        "Each row changes one thing from the default run (the first row). Test metrics of `last.ckpt` on the "
+        "digits classifier's features, 800 generated against 800 real training digits (held-out noise and real "
+        "subset), mean ± std over the seeds. A variant is *better* or *worse* only when its mean differs from "
+        "the default's by more than both spreads. What real digits score at these sizes (the floor, "
+        f"5 disjoint draws): precision {floor['precision'][0]:.3f}, recall {floor['recall'][0]:.3f}, "
+        f"FID {floor['fid'][0]:.2f} ± {floor['fid'][1]:.2f}. {how}\n\n"
         + "\n".join(lines)
         + "\n\nFlags of each row: `bench/digits_levers.py` (VARIANTS). Curves: "
         "![digits levers](bench/figures/digits_levers.png)\n\n" + stamp(load)

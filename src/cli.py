@@ -60,14 +60,18 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 }
 
 # The default run measures FID/IS/KID offline with the digits classifier (`--quality`) and keeps the best-FID
-# checkpoint (`--best`): 2000 samples against the 1455 training digits every 10 epochs, about 7% of the training
-# time on a CPU (bench/eval_cost.py). `--best` is a second ModelCheckpoint: with a monitor, Lightning 2.6 writes
-# last.ckpt only when a top-k checkpoint is saved, so `--checkpoint` (no monitor) keeps last.ckpt current for resuming.
+# checkpoint (`--best`): 800 samples against 800 of the 1455 training digits every 10 epochs, beside the floor at
+# the same sizes (5 disjoint draws of 800 + 800 of the 1797 real digits: src/evaluation/real_floor.py). Larger
+# counts would leave no disjoint real digits for that floor. `--best` is a second ModelCheckpoint: with a monitor,
+# Lightning 2.6 writes last.ckpt only when a top-k checkpoint is saved, so `--checkpoint` (no monitor) keeps
+# last.ckpt current for resuming.
 DIGITS_QUALITY: dict[str, Any] = {
     "class_path": "src.evaluation.ImageQuality",
     "init_args": {
         "feature_extractor": "digits",
-        "num_samples": 2000,
+        "num_samples": 800,
+        "num_real": 800,
+        "floor_draws": 5,
         "every_n_epochs": 10,
         "kid_subsets": 50,
         "kid_subset_size": 500,

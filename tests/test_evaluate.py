@@ -35,7 +35,17 @@ def short_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_run_tests_last_ckpt_as_test_and_the_best_as_test_best(short_run: Path) -> None:
     rows = list(csv.DictReader(open(short_run / "metrics.csv")))
     for prefix in ("test", "test_best"):
-        for name in ("fid", "is", "is_std", "kid", "precision", "recall", "wasserstein"):
+        for name in (
+            "fid",
+            "fid_floor",
+            "fid_floor_std",
+            "is",
+            "kid",
+            "precision",
+            "recall",
+            "recall_floor",
+            "wasserstein",
+        ):
             assert any(row.get(f"{prefix}/{name}") for row in rows), f"{prefix}/{name}"
     # Held out: the test noise is not the validation noise, so the numbers differ even where the weights agree.
     val_fid = next(float(r["val/fid"]) for r in rows if r.get("val/fid"))
@@ -53,18 +63,20 @@ def test_evaluate_reproduces_the_runs_test_metrics(
     assert "test/fid" in printed and str(out) in printed  # printed as well as written
     assert json.loads(out.read_text()) == report
     assert report["config"] == str((short_run / "config.yaml").resolve())
-    assert report["num_samples"] == {"ImageQuality": 2000}
+    assert report["num_samples"] == {"ImageQuality": 800}
     metrics = report["metrics"]
     for key in ("test/fid", "test/is", "test/is_std", "test/kid", "test/kid_std", "test/classes_covered"):
         assert key in metrics, key
     # The same checkpoint, test noise seed, sample count and real reference as the run's own test stage.
     rows = list(csv.DictReader(open(short_run / "metrics.csv")))
-    for name in ("fid", "precision", "recall"):
+    for name in ("fid", "precision", "recall", "fid_floor", "recall_floor"):
         logged = next(float(r[f"{prefix}/{name}"]) for r in rows if r.get(f"{prefix}/{name}"))
         assert metrics[f"test/{name}"] == pytest.approx(logged, rel=1e-4), name
-    # The real features were read from the run's cache, not computed again into another file: all 1455 training
-    # digits make the reference of both validation and test (2000 asked for), so one file serves both.
-    assert len(list((short_run.parents[1] / "feature_cache").glob("*.pt"))) == 1
+    # The real features were read from the run's cache, not computed again into another file: one file for the
+    # validation reference (800 of the 1455 training digits), one for the test reference (another 800) and one
+    # for all 1797 digits (the floor's pool).
+    cached = sorted(p.name.split("-")[1:3] for p in (short_run.parents[1] / "feature_cache").glob("*.pt"))
+    assert cached == [["all", "1797"], ["train", "800"], ["train", "800"]]
     assert not (REPO_ROOT / "feature_cache").exists() and not (short_run.parent / "version_1").exists()
 
 
