@@ -15,7 +15,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from src.cli import WGANCLI, build_cli
-from src.utils.output_dirs import no_empty_run_dir
+from src.utils.output_dirs import claim_run_dir, no_empty_run_dir
 
 
 def main(args: list[str] | None = None) -> WGANCLI:
@@ -23,12 +23,15 @@ def main(args: list[str] | None = None) -> WGANCLI:
     cli = build_cli(args)
     cli.check_before_training()  # writable output folders; a --ckpt_path file saved with these settings
     trainer, model, datamodule = cli.trainer, cli.model, cli.datamodule
+    ckpt_path = cli.config.get("ckpt_path")
+    resuming = bool(ckpt_path or getattr(cli, "resumed", None))
+    claimed = claim_run_dir(trainer, resuming)  # runs started together each get their own version_N
     # weights_only: checkpoints hold tensors and plain types only, so no pickled code runs when loading
     try:
-        with no_empty_run_dir(trainer):  # a run that fails before any result leaves no empty version_N
-            trainer.fit(
-                model, datamodule=datamodule, ckpt_path=cli.config.get("ckpt_path"), weights_only=True
-            )
+        with no_empty_run_dir(
+            trainer, claimed
+        ):  # a run that fails before any result leaves no empty version_N
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except SIGTERMException:  # preempted: PreemptionCheckpoint saved last.ckpt; exit as SIGTERM-killed
         sys.exit(128 + signal.SIGTERM)
     if trainer.interrupted:
