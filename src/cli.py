@@ -18,10 +18,11 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from src.callbacks import PreemptionCheckpoint, SampleGrid
+from src.data.global_batch import per_device_batch_size
 from src.evaluation import ScheduledEvaluation
 from src.models import WGANGP
 from src.regularizers import CriticRegularizer
-from src.utils.atomic_io import AtomicCheckpointIO
+from src.utils.atomic_io import AtomicCheckpointIO, atomic_write_text
 from src.utils.checkpoint import load_checkpoint
 from src.utils.options import (
     check_batch_norm_batch_size,
@@ -29,8 +30,14 @@ from src.utils.options import (
     check_options,
     trainer_option_error,
 )
-from src.utils.output_dirs import check_writable, root_logger_dirs
-from src.utils.resume import RESUME_MODES, RUN_CONFIG_KEY, check_resumed_config, resolve_resume
+from src.utils.output_dirs import check_writable, root_logger_dirs, run_directory
+from src.utils.resume import (
+    RESUME_MODES,
+    RUN_CONFIG_KEY,
+    check_resumed_config,
+    resolve_resume,
+    use_resumable_csv_logger,
+)
 
 # Lightning 2.6 still calls a torch pytree API that newer torch deprecates; a newcomer can do nothing about it.
 warnings.filterwarnings(
@@ -44,6 +51,7 @@ logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
 )
 
 DDP_STRATEGY = "ddp_find_unused_parameters_true"
+SOURCE_ROOT = Path(__file__).resolve().parent  # src/
 
 # The default digits run departs from the paper's recipe where a measured curve showed it trains faster on a CPU
 # (bench/digits_levers.py, BENCHMARKS.md): 16 px digits, n_critic 1 and Adam lr 2e-3 with betas (0.5, 0.9) for
@@ -95,12 +103,50 @@ def count_devices(devices: Any, accelerator: Any) -> int:
         return 1
 
 
+def _raised_in_template(error: BaseException) -> bool:
+    trace = error.__traceback__
+    while trace is not None and trace.tb_next is not None:
+        trace = trace.tb_next
+    return trace is not None and Path(trace.tb_frame.f_code.co_filename).is_relative_to(SOURCE_ROOT)
+
+
+def template_error(error: BaseException) -> BaseException | None:
+    """The error the template's own code raised behind ``error`` (its innermost cause raised under ``src/``)."""
+    if _raised_in_template(error):
+        return error
+    found, seen = None, set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if _raised_in_template(cause):
+            found = cause
+        cause = cause.__cause__ or cause.__context__
+    return found
+
+
 class SaveAndLogConfig(SaveConfigCallback):
     """Writes ``config.yaml`` into the run directory and logs the resolved config to every logger.
 
     W&B shows it as the run's config; CSV and TensorBoard add it to their hyperparameters. Only what the
-    parser holds is logged: environment variables such as ``WANDB_API_KEY`` are never part of it.
+    parser holds is logged: environment variables such as ``WANDB_API_KEY`` are never part of it. The file goes
+    into the run's own folder (:func:`~src.utils.output_dirs.run_directory`: a W&B run's, not the ``save_dir``
+    all runs share) and is written atomically, so a full disk leaves the previous file, not an empty one.
     """
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Write ``config.yaml`` (rank zero) and log the config, once per run."""
+        if self.already_saved:
+            return
+        run_dir = run_directory(trainer) if self.save_to_log_dir else None  # a broadcast: every rank
+        if run_dir is not None and "://" in run_dir:  # a remote folder: Lightning's fsspec write
+            super().setup(trainer, pl_module, stage)
+            return
+        if trainer.is_global_zero:
+            if run_dir is not None:
+                atomic_write_text(Path(run_dir) / self.config_filename, self.run_config)
+            self.save_config(trainer, pl_module, stage)
+            self.already_saved = True
+        self.already_saved = trainer.strategy.broadcast(self.already_saved)
 
     def save_config(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Log the resolved config (rank zero only; LightningCLI calls this once per run)."""
@@ -160,6 +206,13 @@ class WGANCLI(LightningCLI):
             "there is none. Only the run length (max_generator_steps, max_epochs, ...) may differ from the "
             "checkpoint's config; other differences are refused.",
         )
+        parser.add_argument(
+            "--test_finished",
+            type=bool,
+            default=False,
+            help="When --ckpt_path resumes a run that has already reached its length (nothing to train), test its "
+            "checkpoint and its best checkpoint as the end of a run does; by default it only says it is finished.",
+        )
         for net in ("generator", "critic"):
             parser.link_arguments(
                 "data.data_shape", f"model.init_args.{net}.init_args.data_shape", apply_on="instantiate"
@@ -209,11 +262,14 @@ class WGANCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         check_options(config)  # bad values fail here, naming the option, before any folder is made
         root_logger_dirs(config)
+        use_resumable_csv_logger(config)  # keeps metrics.csv on resuming; writes hparams.yaml atomically
         trainer = config.trainer
-        if str(trainer.strategy) == "auto" and (
-            count_devices(trainer.devices, trainer.accelerator) > 1 or int(trainer.num_nodes) > 1
-        ):
+        world_size = count_devices(trainer.devices, trainer.accelerator) * int(trainer.num_nodes)
+        if str(trainer.strategy) == "auto" and world_size > 1:
             trainer.strategy = DDP_STRATEGY
+        global_batch = config.get("data.init_args.global_batch_size")
+        if global_batch is not None:  # before the launcher spawns a process per device
+            per_device_batch_size(1, global_batch, world_size)
         if config.get("ckpt_path") in RESUME_MODES:
             self.resumed = resolve_resume(
                 config, self.saved_form(config), getattr(self, "random_seed", False)
@@ -241,6 +297,21 @@ class WGANCLI(LightningCLI):
         ckpt = config.get("ckpt_path")
         if ckpt and ckpt != str(getattr(self, "resumed", None)) and Path(ckpt).is_file():
             check_resumed_config(Path(ckpt), self.saved_form(config), getattr(self, "random_seed", False))
+
+    def instantiate_classes(self) -> None:
+        """Build the classes; an error raised by the template's own code is shown as it is.
+
+        jsonargparse wraps an error raised while it builds a ``data`` or ``model`` class (a missing
+        ``--data.path``, a folder without text files) in a "Does not validate against any of the Union subtypes"
+        error some 70 lines long; the template's own message comes out instead.
+        """
+        try:
+            super().instantiate_classes()
+        except Exception as error:
+            own = template_error(error)
+            if own is None or own is error:
+                raise
+            raise own.with_traceback(own.__traceback__) from None
 
     def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
         """Build the Trainer; Lightning's complaint about an argument names the ``trainer.*`` option."""

@@ -1,9 +1,12 @@
-"""Write a resumable checkpoint when the scheduler stops the run (SIGTERM, or SIGUSR1 outside SLURM)."""
+"""Write a resumable checkpoint when the run is stopped: SIGTERM, Ctrl-C (SIGINT), or SIGUSR1 outside SLURM."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import signal
+import sys
+from pathlib import Path
 from types import FrameType
 
 import lightning.pytorch as pl
@@ -13,8 +16,24 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from typing_extensions import override
 
 
+def resume_command(path: str) -> str:
+    """How to resume: this process's own ``python -m src.train`` command with ``--ckpt_path last``, when it is one."""
+    argv = sys.argv
+    if not argv or Path(argv[0]).resolve() != Path(__file__).resolve().parents[1] / "train.py":
+        return f"the same command with --ckpt_path last (or --ckpt_path {path})"
+    args, skip = [], False
+    for arg in argv[1:]:  # drop an earlier --ckpt_path
+        if skip:
+            skip = False
+        elif arg == "--ckpt_path":
+            skip = True
+        elif not arg.startswith("--ckpt_path="):
+            args.append(arg)
+    return f"python -m src.train {shlex.join([*args, '--ckpt_path', 'last'])}"
+
+
 class PreemptionCheckpoint(Callback):
-    """Saves ``<checkpoint dir>/last.ckpt`` when a SIGTERM stops training, so ``--ckpt_path last`` resumes it.
+    """Saves ``<checkpoint dir>/last.ckpt`` when a SIGTERM or a Ctrl-C stops training, so ``--ckpt_path last`` resumes it.
 
     Lightning turns SIGTERM into a ``SIGTERMException`` at the end of the current batch (under DDP rank 0's flag
     is broadcast, so every rank stops at the same batch); this callback saves the checkpoint in
@@ -27,33 +46,62 @@ class PreemptionCheckpoint(Callback):
     auto-requeue Lightning handles it itself (an ``hpc_ckpt_*.ckpt`` and ``scontrol requeue``); elsewhere, when
     ``sigusr1`` is true and nothing else handles SIGUSR1, it is treated as SIGTERM.
 
+    Ctrl-C (SIGINT), with ``sigint`` true, is treated as SIGTERM too: the batch finishes, ``last.ckpt`` is
+    saved, the resume command is printed and ``src.train`` exits with 130 (128 + SIGINT, as SIGTERM's 143 is
+    128 + SIGTERM). A terminal sends Ctrl-C to every DDP rank: rank zero turns it into a SIGTERM, which
+    Lightning forwards to the other ranks and broadcasts, so all ranks stop at the same batch and save together;
+    the other ranks only note it. A second Ctrl-C aborts at once, without saving (Lightning's
+    ``KeyboardInterrupt`` handling).
+
     Args:
         sigusr1: Treat SIGUSR1 as a stop request when no other handler is installed.
+        sigint: Treat the first Ctrl-C (SIGINT) as a stop request that saves ``last.ckpt``.
     """
 
-    def __init__(self, sigusr1: bool = True) -> None:
+    def __init__(self, sigusr1: bool = True, sigint: bool = True) -> None:
         super().__init__()
         self.sigusr1 = sigusr1
+        self.sigint = sigint
         self.saved_path: str | None = None
-        self._installed = False
+        self.stop_signal: int | None = None  # the signal that stopped the run, for the exit code
+        self._installed: dict[int, object] = {}  # signal -> the handler to restore
+        self._rank = 0
 
-    @staticmethod
-    def _forward_to_sigterm(signum: int, frame: FrameType | None) -> None:
+    def _forward_to_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_signal = self.stop_signal or signum
         rank_zero_info(f"Received signal {signum}: stopping at the end of this batch, as for SIGTERM.")
         signal.raise_signal(signal.SIGTERM)
+
+    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
+        if self.stop_signal == signal.SIGINT:  # the second Ctrl-C: abort now
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        self.stop_signal = signal.SIGINT
+        rank_zero_info(
+            "\nCtrl-C: stopping at the end of this batch and saving last.ckpt (press Ctrl-C again to abort at "
+            "once, without saving)."
+        )
+        if self._rank == 0:  # Lightning forwards SIGTERM to the other ranks and broadcasts the stop
+            signal.raise_signal(signal.SIGTERM)
+
+    def _install(self, signum: int, handler: object, replaceable: tuple) -> None:
+        previous = signal.getsignal(signum)
+        if previous in replaceable:
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+            self._installed[signum] = previous
 
     @override
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Lightning registers its signal handlers after `on_fit_start`: installing here leaves its SLURM
         # SIGUSR1 handler (auto-requeue) in place, and only fills the default.
-        if not self.sigusr1 or not hasattr(signal, "SIGUSR1"):
-            return
+        self._rank, self.stop_signal = trainer.global_rank, None
         try:
-            if signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, None):
-                signal.signal(signal.SIGUSR1, self._forward_to_sigterm)
-                self._installed = True
+            if self.sigusr1 and hasattr(signal, "SIGUSR1"):
+                self._install(signal.SIGUSR1, self._forward_to_sigterm, (signal.SIG_DFL, None))
+            if self.sigint:  # Python's own handler (KeyboardInterrupt), not one a user installed
+                self._install(signal.SIGINT, self._on_sigint, (signal.default_int_handler,))
         except ValueError:  # not the main thread: signals cannot be handled here
-            self._installed = False
+            pass
 
     @staticmethod
     def checkpoint_path(trainer: pl.Trainer) -> str:
@@ -79,13 +127,17 @@ class PreemptionCheckpoint(Callback):
         path = self.checkpoint_path(trainer)
         trainer.save_checkpoint(path, weights_only=False)  # the full state, to resume from
         self.saved_path = path
-        rank_zero_info(f"Stopped by a signal: saved {path}. Resume with --ckpt_path last (or {path}).")
+        name = "Ctrl-C (SIGINT)" if self.stop_signal == signal.SIGINT else "a signal"
+        step = getattr(pl_module, "generator_steps", trainer.global_step)
+        rank_zero_info(
+            f"Stopped by {name} at generator step {step}: saved {path}. Resume with {resume_command(path)}"
+        )
 
     @override
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if self._installed:
+        for signum, previous in self._installed.items():
             try:
-                signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+                signal.signal(signum, previous)  # type: ignore[arg-type]
             except ValueError:
                 pass
-            self._installed = False
+        self._installed = {}

@@ -22,8 +22,10 @@ def to_8bit(image: Image.Image) -> tuple[Image.Image, str | None]:
     - ``I;16*`` (16-bit PNG and TIFF): ``x / 257``, so 65535 is 255.
     - ``I`` (32-bit integers): values in [0, 255] are kept, values in [0, 65535] are 16-bit (``x / 257``).
     - ``F`` (32-bit floats): values in [0, 1] are scaled by 255, values in [0, 255] are kept.
-    - anything else (negative values, a larger range, NaN): stretched from its own minimum and maximum to
+    - anything else (negative values, a larger range): stretched from its own minimum and maximum to
       [0, 255]; the second return value then says so, for a warning.
+    - NaN pixels become 0 (black); :func:`nan_pixels` counts them, and an image whose every pixel is NaN is
+      refused.
 
     ``LAB`` and ``HSV`` images become ``RGB``, which PIL can then turn into grayscale too.
 
@@ -32,6 +34,9 @@ def to_8bit(image: Image.Image) -> tuple[Image.Image, str | None]:
 
     Returns:
         ``(image, note)``: the 8-bit image, and ``None`` or a note saying the range was stretched.
+
+    Raises:
+        ValueError: Every pixel is NaN: there is no picture to train on.
     """
     if image.mode in VIA_RGB_MODES:
         return image.convert("RGB"), None
@@ -39,6 +44,8 @@ def to_8bit(image: Image.Image) -> tuple[Image.Image, str | None]:
         return image, None
     values = np.asarray(image, dtype=np.float64)  # (H, W)
     finite = values[np.isfinite(values)]
+    if values.size and np.isnan(values).all():
+        raise ValueError(f"every pixel of this mode-{image.mode} image is NaN: there is no picture in it")
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
     note = None
     if image.mode in UINT16_MODES or (image.mode == "I" and low >= 0 and 255 < high <= 65535):
@@ -52,3 +59,10 @@ def to_8bit(image: Image.Image) -> tuple[Image.Image, str | None]:
         note = f"mode {image.mode} with values in [{low:g}, {high:g}], stretched to [0, 255]"
     pixels = np.clip(np.nan_to_num(scaled, nan=0.0), 0, 255).round().astype(np.uint8)
     return Image.fromarray(pixels), note
+
+
+def nan_pixels(image: Image.Image) -> int:
+    """How many pixels of a float (mode ``F``) image are NaN; 0 for any other mode."""
+    if image.mode != "F":
+        return 0
+    return int(np.isnan(np.asarray(image, dtype=np.float32)).sum())

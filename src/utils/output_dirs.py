@@ -119,6 +119,32 @@ def is_launching_rank_zero(trainer: pl.Trainer) -> bool:
     return trainer.is_global_zero and rank_zero_only.rank == 0 and not other_node
 
 
+def run_directory(trainer: pl.Trainer) -> str:
+    """The run's own folder: ``config.yaml``, ``samples/`` and (by default) ``checkpoints/`` go there.
+
+    - CSV and TensorBoard: the logger's ``log_dir`` (``<save_dir>/<name>/version_N``), as ``trainer.log_dir``;
+    - any other logger (W&B): ``<save_dir>/<name>/<version>``, the folder ``ModelCheckpoint`` puts its
+      ``checkpoints/`` in (``<save_dir>/<project>/<run id>`` for W&B), where ``trainer.log_dir`` would be the
+      ``save_dir`` that every run shares;
+    - no logger: ``default_root_dir``.
+
+    Rank zero's answer is broadcast, so under DDP every rank must call it.
+    """
+    logger = trainer.logger
+    path: Any = trainer.default_root_dir
+    if isinstance(logger, (CSVLogger, TensorBoardLogger)):
+        path = logger.log_dir
+    elif logger is not None and getattr(logger, "save_dir", None):
+        if logger.version is None and trainer.is_global_zero:
+            _ = logger.experiment  # W&B draws the run id when its run starts
+        version = logger.version
+        name = logger.name
+        path = (
+            os.path.join(logger.save_dir, str(name), str(version)) if version is not None else logger.save_dir
+        )
+    return trainer.strategy.broadcast(str(path))
+
+
 def _missing_folders(folder: Path) -> list[Path]:
     """``folder`` and its ancestors that do not exist yet, deepest first."""
     missing = []
