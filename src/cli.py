@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import sys
 import warnings
@@ -13,16 +12,17 @@ import lightning.pytorch as pl
 import torch
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from src.callbacks import PreemptionCheckpoint, SampleGrid
+from src.callbacks.save_config import SaveAndLogConfig
 from src.data.global_batch import per_device_batch_size
 from src.evaluation import ScheduledEvaluation
 from src.models import WGANGP
 from src.regularizers import CriticRegularizer
-from src.utils.atomic_io import AtomicCheckpointIO, atomic_write_text
+from src.utils.atomic_io import AtomicCheckpointIO
 from src.utils.checkpoint import load_checkpoint
 from src.utils.options import (
     check_batch_norm_batch_size,
@@ -30,10 +30,9 @@ from src.utils.options import (
     check_options,
     trainer_option_error,
 )
-from src.utils.output_dirs import check_writable, root_logger_dirs, run_directory
+from src.utils.output_dirs import check_writable, root_logger_dirs
 from src.utils.resume import (
     RESUME_MODES,
-    RUN_CONFIG_KEY,
     check_resumed_config,
     resolve_resume,
     use_resumable_csv_logger,
@@ -122,49 +121,6 @@ def template_error(error: BaseException) -> BaseException | None:
             found = cause
         cause = cause.__cause__ or cause.__context__
     return found
-
-
-class SaveAndLogConfig(SaveConfigCallback):
-    """Writes ``config.yaml`` into the run directory and logs the resolved config to every logger.
-
-    W&B shows it as the run's config; CSV and TensorBoard add it to their hyperparameters. Only what the
-    parser holds is logged: environment variables such as ``WANDB_API_KEY`` are never part of it. The file goes
-    into the run's own folder (:func:`~src.utils.output_dirs.run_directory`: a W&B run's, not the ``save_dir``
-    all runs share) and is written atomically, so a full disk leaves the previous file, not an empty one.
-    """
-
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Write ``config.yaml`` (rank zero) and log the config, once per run."""
-        if self.already_saved:
-            return
-        run_dir = run_directory(trainer) if self.save_to_log_dir else None  # a broadcast: every rank
-        if run_dir is not None and "://" in run_dir:  # a remote folder: Lightning's fsspec write
-            super().setup(trainer, pl_module, stage)
-            return
-        if trainer.is_global_zero:
-            if run_dir is not None:
-                atomic_write_text(Path(run_dir) / self.config_filename, self.run_config)
-            self.save_config(trainer, pl_module, stage)
-            self.already_saved = True
-        self.already_saved = trainer.strategy.broadcast(self.already_saved)
-
-    def save_config(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Log the resolved config (rank zero only; LightningCLI calls this once per run)."""
-        config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
-        config.pop("config", None)  # the paths of the --config files, not settings
-        for logger in trainer.loggers:
-            logger.log_hyperparams(config)
-
-    def on_save_checkpoint(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict
-    ) -> None:
-        """Save the resolved config in every checkpoint, so ``--ckpt_path`` resumes only a matching run."""
-        checkpoint[RUN_CONFIG_KEY] = self.run_config
-
-    @functools.cached_property
-    def run_config(self) -> str:
-        """The resolved config as YAML, dumped once: a dump takes ~0.15 s, and the default run saves ~100 times."""
-        return self.parser.dump(self.config, skip_none=False)
 
 
 class WGANCLI(LightningCLI):

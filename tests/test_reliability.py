@@ -182,7 +182,9 @@ def test_wandb_runs_get_their_own_folders_and_load_run_uses_the_checkpoints_conf
     assert load_run(first_ckpt, load_weights=False).config.seed_everything == 1
     # a config.yaml of another run beside the checkpoint (what every W&B run wrote before): the checkpoint wins
     (runs[0][1] / "config.yaml").write_text((runs[1][1] / "config.yaml").read_text())
-    with pytest.warns(UserWarning, match=r"belongs to another run .*seed_everything: 1 in the checkpoint, 2 in the file"):
+    with pytest.warns(
+        UserWarning, match=r"belongs to another run .*seed_everything: 1 in the checkpoint, 2 in the file"
+    ):
         cli = load_run(first_ckpt, load_weights=False)
     assert cli.config.seed_everything == 1 and cli.config_path is None
     assert cli.config.model.init_args.critic_optimizer.init_args.lr == pytest.approx(1e-4)
@@ -216,7 +218,6 @@ def test_resuming_a_finished_run_trains_nothing_and_tests_only_when_asked(
 # --------------------------------------------------------------------------- item 4: Ctrl-C saves last.ckpt
 def test_a_second_ctrl_c_aborts_at_once() -> None:
     callback = PreemptionCheckpoint()
-    callback._rank = 1  # not rank zero: the first Ctrl-C raises no SIGTERM here
     previous = signal.signal(signal.SIGINT, callback._on_sigint)
     try:
         callback._on_sigint(signal.SIGINT, None)

@@ -8,8 +8,10 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -48,9 +50,9 @@ class PreemptionCheckpoint(Callback):
 
     Ctrl-C (SIGINT), with ``sigint`` true, is treated as SIGTERM too: the batch finishes, ``last.ckpt`` is
     saved, the resume command is printed and ``src.train`` exits with 130 (128 + SIGINT, as SIGTERM's 143 is
-    128 + SIGTERM). A terminal sends Ctrl-C to every DDP rank: rank zero turns it into a SIGTERM, which
-    Lightning forwards to the other ranks and broadcasts, so all ranks stop at the same batch and save together;
-    the other ranks only note it. A second Ctrl-C aborts at once, without saving (Lightning's
+    128 + SIGTERM). Rank zero's Ctrl-C decides (a terminal sends it to every DDP rank): it is broadcast at the
+    end of each training batch and turned into Lightning's stop request on every rank, so all ranks stop at the
+    same batch and save together. A second Ctrl-C aborts at once, without saving (Lightning's
     ``KeyboardInterrupt`` handling).
 
     Args:
@@ -65,7 +67,6 @@ class PreemptionCheckpoint(Callback):
         self.saved_path: str | None = None
         self.stop_signal: int | None = None  # the signal that stopped the run, for the exit code
         self._installed: dict[int, object] = {}  # signal -> the handler to restore
-        self._rank = 0
 
     def _forward_to_sigterm(self, signum: int, frame: FrameType | None) -> None:
         self.stop_signal = self.stop_signal or signum
@@ -81,8 +82,27 @@ class PreemptionCheckpoint(Callback):
             "\nCtrl-C: stopping at the end of this batch and saving last.ckpt (press Ctrl-C again to abort at "
             "once, without saving)."
         )
-        if self._rank == 0:  # Lightning forwards SIGTERM to the other ranks and broadcasts the stop
-            signal.raise_signal(signal.SIGTERM)
+
+    @override
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        # A Ctrl-C becomes Lightning's stop request here, between training batches. Under DDP rank zero's Ctrl-C
+        # is broadcast (a collective on every rank at every batch, like Lightning's own for SIGTERM) and every
+        # rank raises the request at this same batch, so they stop and save together; raising a SIGTERM from the
+        # handler would broadcast from inside it, against the ranks' collectives, and hang.
+        if not self.sigint:
+            return
+        requested = self.stop_signal == signal.SIGINT
+        if trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            flag = torch.tensor([int(requested)], device=trainer.strategy.root_device)
+            torch.distributed.broadcast(flag, src=0)
+            requested = bool(flag.item())
+        if requested and not trainer.received_sigterm:
+            self.stop_signal = signal.SIGINT
+            trainer._signal_connector.received_sigterm = (
+                True  # Lightning raises SIGTERMException after this batch
+            )
 
     def _install(self, signum: int, handler: object, replaceable: tuple) -> None:
         previous = signal.getsignal(signum)
@@ -94,7 +114,7 @@ class PreemptionCheckpoint(Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Lightning registers its signal handlers after `on_fit_start`: installing here leaves its SLURM
         # SIGUSR1 handler (auto-requeue) in place, and only fills the default.
-        self._rank, self.stop_signal = trainer.global_rank, None
+        self.stop_signal = None
         try:
             if self.sigusr1 and hasattr(signal, "SIGUSR1"):
                 self._install(signal.SIGUSR1, self._forward_to_sigterm, (signal.SIG_DFL, None))

@@ -45,7 +45,7 @@ def to_8bit(image: Image.Image) -> tuple[Image.Image, str | None]:
     values = np.asarray(image, dtype=np.float64)  # (H, W)
     finite = values[np.isfinite(values)]
     if values.size and np.isnan(values).all():
-        raise ValueError(f"every pixel of this mode-{image.mode} image is NaN: there is no picture in it")
+        raise ValueError(f"every pixel is NaN (a mode-{image.mode} image): there is no picture in it")
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
     note = None
     if image.mode in UINT16_MODES or (image.mode == "I" and low >= 0 and 255 < high <= 65535):
