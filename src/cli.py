@@ -139,7 +139,10 @@ class WGANCLI(LightningCLI):
     - ``--ckpt_path last`` resumes the newest ``last.ckpt`` saved with this configuration (the run length may
       differ), logging into that run's directory; ``--ckpt_path auto`` does the same or starts a new run; any
       other difference from the checkpoint's saved config is refused (:mod:`src.utils.resume`);
-      ``--preemption`` saves ``last.ckpt`` on SIGTERM/SIGUSR1; checkpoints are written atomically;
+      ``--test_finished`` tests a resumed run that is already complete (``src.train`` trains nothing then);
+      ``--preemption`` saves ``last.ckpt`` on SIGTERM/SIGUSR1 and Ctrl-C; run files are written atomically;
+    - a ``data.global_batch_size`` that does not split across the devices fails before any process starts;
+      an error raised by the template's own code while jsonargparse builds a class is shown as it is;
     - relative logger ``save_dir``s are taken inside ``--trainer.default_root_dir``; a training run checks that
       every output folder is writable before it starts (:meth:`check_before_training`);
     - the resolved config is logged to every logger (the W&B run config).

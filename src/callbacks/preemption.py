@@ -150,7 +150,7 @@ class PreemptionCheckpoint(Callback):
         name = "Ctrl-C (SIGINT)" if self.stop_signal == signal.SIGINT else "a signal"
         step = getattr(pl_module, "generator_steps", trainer.global_step)
         rank_zero_info(
-            f"Stopped by {name} at generator step {step}: saved {path}. Resume with {resume_command(path)}"
+            f"Stopped by {name}: saved {path} (generator step {step}). Resume with {resume_command(path)}"
         )
 
     @override
