@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import sys
 import warnings
@@ -13,11 +12,13 @@ import lightning.pytorch as pl
 import torch
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from src.callbacks import PreemptionCheckpoint, SampleGrid
+from src.callbacks.save_config import SaveAndLogConfig
+from src.data.global_batch import per_device_batch_size
 from src.evaluation import ScheduledEvaluation
 from src.models import WGANGP
 from src.regularizers import CriticRegularizer
@@ -30,7 +31,12 @@ from src.utils.options import (
     trainer_option_error,
 )
 from src.utils.output_dirs import check_writable, root_logger_dirs
-from src.utils.resume import RESUME_MODES, RUN_CONFIG_KEY, check_resumed_config, resolve_resume
+from src.utils.resume import (
+    RESUME_MODES,
+    check_resumed_config,
+    resolve_resume,
+    use_resumable_csv_logger,
+)
 
 # Lightning 2.6 still calls a torch pytree API that newer torch deprecates; a newcomer can do nothing about it.
 warnings.filterwarnings(
@@ -44,6 +50,7 @@ logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
 )
 
 DDP_STRATEGY = "ddp_find_unused_parameters_true"
+SOURCE_ROOT = Path(__file__).resolve().parent  # src/
 
 # The default digits run departs from the paper's recipe where a measured curve showed it trains faster on a CPU
 # (bench/digits_levers.py, BENCHMARKS.md): 16 px digits, n_critic 1 and Adam lr 2e-3 with betas (0.5, 0.9) for
@@ -99,30 +106,25 @@ def count_devices(devices: Any, accelerator: Any) -> int:
         return 1
 
 
-class SaveAndLogConfig(SaveConfigCallback):
-    """Writes ``config.yaml`` into the run directory and logs the resolved config to every logger.
+def _raised_in_template(error: BaseException) -> bool:
+    trace = error.__traceback__
+    while trace is not None and trace.tb_next is not None:
+        trace = trace.tb_next
+    return trace is not None and Path(trace.tb_frame.f_code.co_filename).is_relative_to(SOURCE_ROOT)
 
-    W&B shows it as the run's config; CSV and TensorBoard add it to their hyperparameters. Only what the
-    parser holds is logged: environment variables such as ``WANDB_API_KEY`` are never part of it.
-    """
 
-    def save_config(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Log the resolved config (rank zero only; LightningCLI calls this once per run)."""
-        config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
-        config.pop("config", None)  # the paths of the --config files, not settings
-        for logger in trainer.loggers:
-            logger.log_hyperparams(config)
-
-    def on_save_checkpoint(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict
-    ) -> None:
-        """Save the resolved config in every checkpoint, so ``--ckpt_path`` resumes only a matching run."""
-        checkpoint[RUN_CONFIG_KEY] = self.run_config
-
-    @functools.cached_property
-    def run_config(self) -> str:
-        """The resolved config as YAML, dumped once: a dump takes ~0.15 s, and the default run saves ~100 times."""
-        return self.parser.dump(self.config, skip_none=False)
+def template_error(error: BaseException) -> BaseException | None:
+    """The error the template's own code raised behind ``error`` (its innermost cause raised under ``src/``)."""
+    if _raised_in_template(error):
+        return error
+    found, seen = None, set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if _raised_in_template(cause):
+            found = cause
+        cause = cause.__cause__ or cause.__context__
+    return found
 
 
 class WGANCLI(LightningCLI):
@@ -141,7 +143,10 @@ class WGANCLI(LightningCLI):
     - ``--ckpt_path last`` resumes the newest ``last.ckpt`` saved with this configuration (the run length may
       differ), logging into that run's directory; ``--ckpt_path auto`` does the same or starts a new run; any
       other difference from the checkpoint's saved config is refused (:mod:`src.utils.resume`);
-      ``--preemption`` saves ``last.ckpt`` on SIGTERM/SIGUSR1; checkpoints are written atomically;
+      ``--test_finished`` tests a resumed run that is already complete (``src.train`` trains nothing then);
+      ``--preemption`` saves ``last.ckpt`` on SIGTERM/SIGUSR1 and Ctrl-C; run files are written atomically;
+    - a ``data.global_batch_size`` that does not split across the devices fails before any process starts;
+      an error raised by the template's own code while jsonargparse builds a class is shown as it is;
     - relative logger ``save_dir``s are taken inside ``--trainer.default_root_dir``; a training run checks that
       every output folder is writable before it starts (:meth:`check_before_training`);
     - the resolved config is logged to every logger (the W&B run config).
@@ -163,6 +168,13 @@ class WGANCLI(LightningCLI):
             "configuration (the resumed run logs into that run's directory); 'auto': the same, or a new run when "
             "there is none. Only the run length (max_generator_steps, max_epochs, ...) may differ from the "
             "checkpoint's config; other differences are refused.",
+        )
+        parser.add_argument(
+            "--test_finished",
+            type=bool,
+            default=False,
+            help="When --ckpt_path resumes a run that has already reached its length (nothing to train), test its "
+            "checkpoint and its best checkpoint as the end of a run does; by default it only says it is finished.",
         )
         for net in ("generator", "critic"):
             parser.link_arguments(
@@ -213,11 +225,14 @@ class WGANCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         check_options(config)  # bad values fail here, naming the option, before any folder is made
         root_logger_dirs(config)
+        use_resumable_csv_logger(config)  # keeps metrics.csv on resuming; writes hparams.yaml atomically
         trainer = config.trainer
-        if str(trainer.strategy) == "auto" and (
-            count_devices(trainer.devices, trainer.accelerator) > 1 or int(trainer.num_nodes) > 1
-        ):
+        world_size = count_devices(trainer.devices, trainer.accelerator) * int(trainer.num_nodes)
+        if str(trainer.strategy) == "auto" and world_size > 1:
             trainer.strategy = DDP_STRATEGY
+        global_batch = config.get("data.init_args.global_batch_size")
+        if global_batch is not None:  # before the launcher spawns a process per device
+            per_device_batch_size(1, global_batch, world_size)
         if config.get("ckpt_path") in RESUME_MODES:
             self.resumed = resolve_resume(
                 config, self.saved_form(config), getattr(self, "random_seed", False)
@@ -245,6 +260,21 @@ class WGANCLI(LightningCLI):
         ckpt = config.get("ckpt_path")
         if ckpt and ckpt != str(getattr(self, "resumed", None)) and Path(ckpt).is_file():
             check_resumed_config(Path(ckpt), self.saved_form(config), getattr(self, "random_seed", False))
+
+    def instantiate_classes(self) -> None:
+        """Build the classes; an error raised by the template's own code is shown as it is.
+
+        jsonargparse wraps an error raised while it builds a ``data`` or ``model`` class (a missing
+        ``--data.path``, a folder without text files) in a "Does not validate against any of the Union subtypes"
+        error some 70 lines long; the template's own message comes out instead.
+        """
+        try:
+            super().instantiate_classes()
+        except Exception as error:
+            own = template_error(error)
+            if own is None or own is error:
+                raise
+            raise own.with_traceback(own.__traceback__) from None
 
     def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
         """Build the Trainer; Lightning's complaint about an argument names the ``trainer.*`` option."""

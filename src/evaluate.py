@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
 from src.evaluation import ImageQuality, ScheduledEvaluation, ToyMetrics
 from src.load_run import load_run
 from src.utils.checkpoint import load_checkpoint
+from src.utils.resume import RUN_CONFIG_KEY
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -45,13 +47,14 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     return parser.parse_known_args(argv)
 
 
-def feature_cache_dir(config_path: Path) -> Path:
+def feature_cache_dir(config: dict[str, Any], run_dir: Path) -> Path:
     """Where the run cached its real features: ``<logger save_dir>/feature_cache`` as during training.
 
-    The save_dir is read from the run's config (relative paths are relative to where training ran, usually
-    the working directory); when it does not exist here, the run directory's own ``feature_cache`` is used.
+    Args:
+        config: The run's config (a parsed ``config.yaml``).
+        run_dir: The run directory, whose own ``feature_cache`` is used when the config's save_dir does not exist
+            here (relative paths are relative to where training ran, usually the working directory).
     """
-    config = yaml.safe_load(config_path.read_text()) or {}
     loggers = (config.get("trainer") or {}).get("logger")
     for logger in loggers if isinstance(loggers, list) else [loggers]:
         save_dir = (
@@ -59,7 +62,29 @@ def feature_cache_dir(config_path: Path) -> Path:
         )
         if save_dir and Path(save_dir).is_dir():
             return Path(save_dir) / "feature_cache"
-    return config_path.parent / "feature_cache"
+    return run_dir / "feature_cache"
+
+
+def check_testable(ckpt: str, datamodule: Any) -> None:
+    """Refuse, saying what to do instead, a checkpoint whose data has no test split (a language model's).
+
+    Raises:
+        ValueError: The datamodule has no ``test_dataloader``.
+    """
+    if type(datamodule).test_dataloader is not LightningDataModule.test_dataloader:
+        return
+    name = type(datamodule).__name__
+    if hasattr(datamodule, "vocabulary"):
+        raise ValueError(
+            f"--ckpt {ckpt} is a language model ({name}): its text has no test split, so src.evaluate has nothing "
+            "to test. Its n-gram JS divergences on the held-out lines (val/js1 ... val/js4) were measured while it "
+            "trained (<run dir>/metrics.csv, or W&B); `python -m src.generate --ckpt "
+            f"{ckpt} --n 640` writes sample lines from it."
+        )
+    raise ValueError(
+        f"--ckpt {ckpt} was trained on {name}, which has no test split (no test_dataloader), so src.evaluate has "
+        "nothing to test; its validation metrics were logged while it trained (<run dir>/metrics.csv)."
+    )
 
 
 def evaluate(
@@ -69,7 +94,7 @@ def evaluate(
 
     Args:
         ckpt: The checkpoint.
-        config: The config file; ``None`` finds the run's ``config.yaml``.
+        config: The config file; ``None``: the config saved in the checkpoint (:func:`src.load_run.run_config`).
         num_samples: Generated samples for the metric callbacks (``ImageQuality.test_num_samples``,
             ``ToyMetrics.num_points``); ``None`` keeps the run's settings.
         overrides: CLI overrides applied after the config.
@@ -77,8 +102,13 @@ def evaluate(
     Returns:
         ``{"metrics": {name: float}, "ckpt": ..., "config": ..., "generator_steps": ..., ...}``.
     """
-    load_checkpoint(ckpt, mmap=True)  # fails fast, naming the file, when it is truncated or unsafe
+    # fails fast, naming the file, when it is truncated or unsafe
+    checkpoint = load_checkpoint(ckpt, mmap=True)
     cli = load_run(ckpt, config, overrides, load_weights=False)
+    check_testable(ckpt, cli.datamodule)
+    text = cli.config_path.read_text() if cli.config_path is not None else checkpoint[RUN_CONFIG_KEY]
+    run_config = yaml.safe_load(text) or {}
+    run_dir = Path(ckpt).parent.parent if Path(ckpt).parent.name == "checkpoints" else Path(ckpt).parent
     callbacks = [cb for cb in cli.trainer.callbacks if isinstance(cb, ScheduledEvaluation)]
     if not callbacks:
         rank_zero_warn(
@@ -89,7 +119,7 @@ def evaluate(
         if isinstance(callback, ImageQuality):
             callback.progress = True
             if callback.cache_dir is None:  # the run's cache of real features, not the working directory's
-                callback.cache_dir = str(feature_cache_dir(Path(cli.config_path)))
+                callback.cache_dir = str(feature_cache_dir(run_config, run_dir))
             if num_samples is not None:
                 callback.test_num_samples = num_samples
         elif isinstance(callback, ToyMetrics) and num_samples is not None:
@@ -107,7 +137,9 @@ def evaluate(
     return {
         "metrics": {k: float(v) for k, v in sorted(results.items())},
         "ckpt": str(Path(ckpt).resolve()),
-        "config": str(Path(cli.config_path).resolve()),
+        "config": str(Path(cli.config_path).resolve())
+        if cli.config_path is not None
+        else f"{Path(ckpt).resolve()} (the run config saved in it)",
         "generator_steps": int(getattr(cli.model, "generator_steps", 0)),
         "num_samples": samples,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -8,7 +8,9 @@
 - ``interpolation.png`` with ``--interpolate STEPS``: rows of ``STEPS`` images along spherical (slerp) paths
   between random latent points (slerp, because Gaussian latents lie near a sphere: a straight line cuts through
   its low-density inside; White 2016);
-- ``samples.npz`` or ``samples.pt`` with ``--save-raw``: the raw samples in [-1, 1] (and their labels);
+- ``samples.npz`` or ``samples.pt`` with ``--save-raw``: the raw samples in [-1, 1] (and their labels), written
+  batch by batch, so ``--n 200000`` holds one batch in memory, not all samples; the grid then shows the first
+  :data:`GRID_MAX` of them (a separate draw with one row per class for a conditional model);
 - for a language model (a :class:`~src.data.TextDataModule` run), ``samples.txt`` and ``interpolation.txt``
   instead: decoded lines (``src/generate_text.py``).
 
@@ -20,6 +22,7 @@ The EMA generator is used when the run kept one (``model.ema_decay``).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +34,10 @@ from tqdm import tqdm
 from src.generate_text import checkpoint_vocabulary, write_text
 from src.models import WGANGP
 from src.nets.labels import class_rows, grid_row_length
+from src.utils.array_stream import RawSampleWriter
 from src.utils.checkpoint import load_checkpoint
+
+GRID_MAX = 1024  # samples.png shows at most this many samples (a 32 x 32 grid)
 
 
 def load_model(ckpt: str | Path, device: str | torch.device = "cpu") -> WGANGP:
@@ -83,16 +89,51 @@ def grid_labels(model: WGANGP, n: int, labels: list[int] | None) -> Tensor | Non
 
 
 @torch.no_grad()
-def generate(
+def sample_batches(
     model: WGANGP, n: int, labels: Tensor | None = None, batch_size: int = 256, progress: bool = True
-) -> Tensor:
-    """``n`` samples (n, *data_shape) on the CPU, in batches of ``batch_size``, with a progress bar."""
-    chunks = []
+) -> Iterator[Tensor]:
+    """``n`` samples in batches (b, *data_shape) of at most ``batch_size``, on the CPU, with a progress bar."""
     for start in tqdm(range(0, n, batch_size), desc="sampling", unit="batch", disable=not progress):
         stop = min(start + batch_size, n)
         chunk_labels = None if labels is None else labels[start:stop]
-        chunks.append(model.sample(stop - start, labels=chunk_labels).float().cpu())
-    return torch.cat(chunks)
+        yield model.sample(stop - start, labels=chunk_labels).float().cpu()
+
+
+def generate(
+    model: WGANGP, n: int, labels: Tensor | None = None, batch_size: int = 256, progress: bool = True
+) -> Tensor:
+    """``n`` samples (n, *data_shape) on the CPU, drawn in batches of ``batch_size`` (all held in memory)."""
+    return torch.cat(list(sample_batches(model, n, labels, batch_size, progress)))
+
+
+def save_samples(
+    model: WGANGP, n: int, labels: Tensor | None, batch_size: int, raw: Path, keep: int
+) -> Tensor:
+    """Draw ``n`` samples batch by batch into ``raw`` (``.npz``/``.pt``), keeping the first ``keep`` in memory.
+
+    Only one batch and the ``keep`` kept samples are in memory at a time (:class:`RawSampleWriter`).
+
+    Returns:
+        The first ``keep`` samples (keep, *data_shape).
+    """
+    kept: list[Tensor] = []
+    held = 0
+    writer: RawSampleWriter | None = None
+    try:
+        for batch in sample_batches(model, n, labels, batch_size):
+            if writer is None:
+                writer = RawSampleWriter(raw, n, tuple(batch.shape[1:]), labels)
+            writer.write(batch)
+            if held < keep:
+                kept.append(batch[: keep - held].clone())
+                held += len(kept[-1])
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    assert writer is not None  # n >= 1
+    writer.close()
+    return torch.cat(kept) if kept else torch.empty(0)
 
 
 def save_grid(samples: Tensor, path: Path, nrow: int) -> None:
@@ -134,6 +175,10 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error(f"--n must be >= 1, got {args.n}")
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be >= 1 (samples per forward pass), got {args.batch_size}")
+    if args.rows < 1:
+        parser.error(f"--rows must be >= 1, got {args.rows}")
     if args.interpolate == 1 or args.interpolate < 0:
         parser.error(f"--interpolate needs at least 2 steps, got {args.interpolate}")
 
@@ -154,11 +199,22 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         return written
 
     labels = grid_labels(model, args.n, args.labels)
-    samples = generate(model, args.n, labels, args.batch_size)
     count = 1 if labels is None else len(args.labels or range(model.num_classes))
-    nrow = grid_row_length(args.n, count) if labels is not None else int(np.ceil(np.sqrt(args.n)))
     written = {"samples": out / "samples.png"}
-    save_grid(samples, written["samples"], nrow)
+    if args.save_raw:
+        written["raw"] = out / f"samples.{args.save_raw}"
+    grid_n = min(args.n, GRID_MAX)
+    if args.n <= GRID_MAX:  # the grid shows every sample
+        raw = written.get("raw")
+        grid = save_samples(model, args.n, labels, args.batch_size, raw, args.n) if raw else None
+        grid = generate(model, args.n, labels, args.batch_size) if grid is None else grid
+    else:  # streamed to disk; the grid shows GRID_MAX samples, laid out as for --n GRID_MAX
+        if args.save_raw:
+            save_samples(model, args.n, labels, args.batch_size, written["raw"], keep=0)
+        print(f"samples.png shows {GRID_MAX} samples ({args.n} asked for; --save-raw keeps them all)")
+        grid = generate(model, grid_n, grid_labels(model, grid_n, args.labels), args.batch_size, False)
+    nrow = grid_row_length(grid_n, count) if labels is not None else int(np.ceil(np.sqrt(grid_n)))
+    save_grid(grid, written["samples"], nrow)
 
     if args.interpolate:
         rows = args.rows if labels is None else count
@@ -173,15 +229,6 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         written["interpolation"] = out / "interpolation.png"
         save_grid(strip, written["interpolation"], args.interpolate)
 
-    if args.save_raw:
-        written["raw"] = out / f"samples.{args.save_raw}"
-        raw = {"samples": samples}
-        if labels is not None:
-            raw["labels"] = labels.cpu()
-        if args.save_raw == "npz":
-            np.savez_compressed(written["raw"], **{k: v.numpy() for k, v in raw.items()})
-        else:
-            torch.save(raw, written["raw"])
     for name, path in written.items():
         print(f"wrote {name}: {path}")
     return written

@@ -14,10 +14,14 @@ from torchvision.utils import make_grid, save_image
 from typing_extensions import override
 
 from src.nets.labels import grid_row_length
+from src.utils.atomic_io import atomic_path
+from src.utils.output_dirs import run_directory
 
 
 class SampleGrid(Callback):
     """Writes ``samples/epoch=E-gen_step=S.png`` under the run directory and sends it to the logger.
+
+    The file is written atomically (a temporary file, then a rename), so a full disk leaves no partial PNG.
 
     Images come from the module's ``fixed_noise`` buffer, so successive grids show the same latent points
     (and survive resume). A conditional model also has ``fixed_labels``: the grid shows one row per class,
@@ -47,8 +51,8 @@ class SampleGrid(Callback):
 
     @override
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        # `trainer.log_dir` is a broadcast under DDP: read it here, on every rank, not in the rank-zero `write`
-        self._log_dir = trainer.log_dir
+        # a broadcast under DDP: read it here, on every rank, not in the rank-zero `write`
+        self._log_dir = run_directory(trainer)
 
     def _dir(self, trainer: pl.Trainer) -> Path:
         log_dir = getattr(self, "_log_dir", None) or trainer.default_root_dir
@@ -81,7 +85,8 @@ class SampleGrid(Callback):
         nrow = self.nrow if labels is None else grid_row_length(len(labels), pl_module.num_classes)
         if samples.dim() == 4:
             grid = make_grid(samples, nrow=nrow, normalize=True, value_range=(-1, 1))
-            save_image(grid, path)
+            with atomic_path(path) as temporary:  # a full disk leaves no truncated PNG
+                save_image(grid, temporary, format="png")
             self._log_image(trainer, grid, step)
         elif samples.dim() == 2 and samples.shape[1] == 2:
             self._scatter(trainer, pl_module, path)
@@ -120,7 +125,8 @@ class SampleGrid(Callback):
         ax.scatter(fake[:, 0], fake[:, 1], s=2, c="tab:green", label="generated")
         ax.set_title(f"generator step {getattr(pl_module, 'generator_steps', 0)}")
         ax.legend(loc="upper right")
-        fig.savefig(path, dpi=100)
+        with atomic_path(path) as temporary:
+            fig.savefig(temporary, dpi=100, format="png")
         plt.close(fig)
         for logger in trainer.loggers:
             if hasattr(logger, "log_image"):

@@ -15,9 +15,14 @@ from torchvision.transforms import v2
 
 from src.data.base import ImageDataModule
 from src.data.errors import DatasetNotFoundError
-from src.data.image_modes import to_8bit
+from src.data.image_modes import nan_pixels, to_8bit
 
 SHOWN_BAD_FILES = 10  # how many unreadable files a warning names before summarising the rest
+MAX_IMAGE_PIXELS = 50_000_000  # data.max_image_pixels: larger images are refused (phone photos are 12-50 MP)
+
+
+class ImageTooLargeError(ValueError):
+    """An image has more pixels than ``data.max_image_pixels`` allows."""
 
 
 def list_images(root: Path) -> list[Path]:
@@ -25,50 +30,118 @@ def list_images(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS)
 
 
-def unreadable(path: Path) -> str | None:
-    """Why PIL cannot read ``path`` (identify and ``verify()`` its structure), or ``None`` when it can."""
+def too_large(image: Image.Image, max_pixels: int | None) -> str | None:
+    """Why an opened (not yet decoded) image is refused for its size, or ``None``."""
+    width, height = image.size
+    if max_pixels is None or width * height <= max_pixels:
+        return None
+    return f"{width} x {height} = {width * height / 1e6:.0f} megapixels, above data.max_image_pixels={max_pixels}"
+
+
+def inspect_file(path: Path, max_pixels: int | None = None) -> tuple[str | None, str | None, int]:
+    """Check one image file with PIL: its structure (``verify()``), its size, and NaN pixels of a float image.
+
+    Only a float (mode ``F``) image is decoded; the others are read as far as their header and ``verify()``.
+
+    Returns:
+        ``(why it is unreadable or None, why it is too large or None, how many pixels are NaN)``; an image whose
+        every pixel is NaN is unreadable: it holds no picture.
+    """
     try:
         with Image.open(path) as image:
+            mode, (width, height) = image.mode, image.size
+            large = too_large(image, max_pixels)
             image.verify()
+        nan = 0
+        if mode == "F" and large is None:
+            with Image.open(path) as image:
+                nan = nan_pixels(image)
+            if nan == width * height:
+                return "every pixel is NaN: there is no picture in it", None, nan
     except Exception as error:  # PIL raises many types (OSError, SyntaxError, ValueError, ...)
-        return f"{type(error).__name__}: {error}"
-    return None
+        return f"{type(error).__name__}: {error}", None, 0
+    return None, large, nan
 
 
-def drop_unreadable(paths: Sequence[Path], where: Path) -> list[Path]:
-    """Keep the readable files; warn once, naming the others (the first few) and how many there were."""
-    bad = [(p, why) for p in paths if (why := unreadable(p)) is not None]
-    if bad:
-        shown = "; ".join(f"{p} ({why})" for p, why in bad[:SHOWN_BAD_FILES])
-        more = f"; and {len(bad) - SHOWN_BAD_FILES} more" if len(bad) > SHOWN_BAD_FILES else ""
-        rank_zero_warn(
-            f"Skipped {len(bad)} unreadable image file(s) of {len(paths)} under {where}: {shown}{more}"
+def unreadable(path: Path) -> str | None:
+    """Why PIL cannot read ``path`` (:func:`inspect_file`), or ``None`` when it can."""
+    return inspect_file(path)[0]
+
+
+def _listed(items: list[str]) -> str:
+    more = f"; and {len(items) - SHOWN_BAD_FILES} more" if len(items) > SHOWN_BAD_FILES else ""
+    return "; ".join(items[:SHOWN_BAD_FILES]) + more
+
+
+def drop_unreadable(paths: Sequence[Path], where: Path, max_pixels: int | None = None) -> list[Path]:
+    """Keep the readable files; warn once, naming the others (the first few) and how many there were.
+
+    Float images with NaN pixels are kept (NaN shows as black) with one warning naming them; an all-NaN image is
+    unreadable.
+
+    Raises:
+        ImageTooLargeError: Images above ``max_pixels`` (listed, with the option that allows them).
+    """
+    bad, nans, large, unusable = [], [], [], set()
+    for path in paths:
+        why, size, nan = inspect_file(path, max_pixels)
+        if why is not None:
+            bad.append(f"{path} ({why})")
+            unusable.add(path)
+        elif size is not None:
+            large.append(f"{path} ({size})")
+        elif nan:
+            nans.append(f"{path} ({nan} NaN pixels)")
+    if large:
+        raise ImageTooLargeError(
+            f"image folder: {len(large)} image(s) under {where} are too large to decode at every epoch: "
+            f"{_listed(large)}. Resize them once (e.g. `mogrify -resize '2048x2048>' FILE`), or allow them with "
+            "--data.max_image_pixels=N (null: no limit of this template; PIL still refuses images above "
+            f"{2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} megapixels as decompression bombs)."
         )
-    bad_paths = {p for p, _ in bad}
-    return [p for p in paths if p not in bad_paths]
+    if nans:
+        rank_zero_warn(
+            f"{len(nans)} float image file(s) under {where} hold NaN pixels, which become black (0): {_listed(nans)}"
+        )
+    if bad:
+        rank_zero_warn(
+            f"Skipped {len(bad)} unreadable image file(s) of {len(paths)} under {where}: {_listed(bad)}"
+        )
+    return [p for p in paths if p not in unusable]
 
 
 class ImageFiles(Dataset):
     """``(PIL image, label)`` from a list of files; a file that fails to decode is skipped with a warning.
 
     16-bit and float images (PIL modes ``I;16``, ``I``, ``F``) are scaled to 8 bits by
-    :func:`~src.data.image_modes.to_8bit`; PIL's own conversion would clip them to white or black.
+    :func:`~src.data.image_modes.to_8bit`; PIL's own conversion would clip them to white or black. NaN pixels
+    become black, with a warning naming the file (unless :func:`drop_unreadable` named it up front).
 
     Files are checked up front (:func:`drop_unreadable`), but a file can still fail to decode (e.g. a truncated
-    JPEG passes ``verify()``). Such a file is replaced by the next readable one, with a warning naming it, so an
-    epoch never crashes halfway.
+    JPEG passes ``verify()``). Such a file, an all-NaN float image and an image above ``max_pixels`` are replaced
+    by the next readable one, with a warning naming them, so an epoch never crashes halfway.
 
     Args:
         paths: Image files.
         labels: One integer label per file.
+        max_pixels: Refuse images with more pixels (read from the header, before decoding); ``None``: no limit.
+        warn_nan: Warn about each float image with NaN pixels when it is first read.
     """
 
-    def __init__(self, paths: Sequence[Path], labels: Sequence[int]) -> None:
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        labels: Sequence[int],
+        max_pixels: int | None = None,
+        warn_nan: bool = True,
+    ) -> None:
         if len(paths) != len(labels):
             raise ValueError(f"{len(paths)} paths but {len(labels)} labels")
         self.paths, self.labels = list(paths), list(labels)
+        self.max_pixels, self.warn_nan = max_pixels, warn_nan
         self._bad: set[int] = set()
         self._stretched: set[str] = set()  # modes already warned about
+        self._nan_warned: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -80,8 +153,11 @@ class ImageFiles(Dataset):
                 continue
             try:
                 with Image.open(self.paths[i]) as image:
+                    if (size := too_large(image, self.max_pixels)) is not None:
+                        raise ImageTooLargeError(size)
                     image.load()
                     mode = image.mode
+                    nan = nan_pixels(image)
                     converted, note = to_8bit(image.copy())  # 16-bit and float images, scaled
             except Exception as error:  # see unreadable()
                 self._bad.add(i)
@@ -94,6 +170,11 @@ class ImageFiles(Dataset):
             if note is not None and mode not in self._stretched:
                 self._stretched.add(mode)
                 warnings.warn(f"Image {self.paths[i]} (and others of its mode) has {note}", stacklevel=2)
+            if nan and self.warn_nan and i not in self._nan_warned:
+                self._nan_warned.add(i)
+                warnings.warn(
+                    f"Image {self.paths[i]} has {nan} NaN pixel(s), which become black (0)", stacklevel=2
+                )
             return converted, self.labels[i]
         raise RuntimeError(f"none of the {len(self.paths)} image files could be read")
 
@@ -125,7 +206,11 @@ class ImageFolderDataModule(ImageDataModule):
         resize: ``crop``: resize the shorter side, then center-crop (keeps the aspect); ``stretch``: resize
             both sides (distorts non-square images).
         class_subfolders: Label images by their top-level subfolder.
-        verify: Check every file with PIL in ``setup`` and skip unreadable ones up front.
+        verify: Check every file with PIL in ``setup`` and skip unreadable ones up front (float images are
+            decoded: NaN pixels are reported, an all-NaN image is skipped).
+        max_image_pixels: Refuse images with more pixels than this (``setup`` fails listing them; read from
+            the file headers): each is decoded again at every epoch to make one small image. ``null``: no limit
+            (PIL still refuses decompression bombs above about 179 megapixels).
         test_fraction: Share of the images held out for testing (0: test on the val split).
         **kwargs: The options of :class:`~src.data.base.ImageDataModule` (``batch_size``, ``val_fraction``,
             ``seed``, ``flip``, ...). The images are always decoded on the fly (no ``in_memory``).
@@ -142,6 +227,7 @@ class ImageFolderDataModule(ImageDataModule):
         class_subfolders: bool = False,
         verify: bool = True,
         test_fraction: float = 0.0,
+        max_image_pixels: int | None = MAX_IMAGE_PIXELS,
         **kwargs: Any,
     ) -> None:
         # Large or unknown size: decoded on the fly.
@@ -155,9 +241,14 @@ class ImageFolderDataModule(ImageDataModule):
                 f"data.test_fraction must be in [0, 1) with val_fraction + test_fraction < 1, got "
                 f"test_fraction={test_fraction}, val_fraction={self.val_fraction}"
             )
+        if max_image_pixels is not None and max_image_pixels < 1:
+            raise ValueError(
+                f"data.max_image_pixels must be >= 1 or null, got max_image_pixels={max_image_pixels}"
+            )
         color_transform(channels)  # validates channels
         self.image_size, self.channels, self.resize = image_size, channels, resize
         self.class_subfolders, self.verify, self.test_fraction = class_subfolders, verify, test_fraction
+        self.max_image_pixels = max_image_pixels
 
     @property
     def data_shape(self) -> tuple[int, int, int]:
@@ -195,7 +286,7 @@ class ImageFolderDataModule(ImageDataModule):
                 f"{', '.join(IMG_EXTENSIONS)}); point --data.data_dir at a folder of images"
             )
         if self.verify:
-            paths = drop_unreadable(paths, self.data_dir)
+            paths = drop_unreadable(paths, self.data_dir, self.max_image_pixels)
             if not paths:
                 raise DatasetNotFoundError(
                     f"image folder: none of the image files under {self.data_dir} is readable"
@@ -218,5 +309,6 @@ class ImageFolderDataModule(ImageDataModule):
     def load_splits(self) -> dict[str, Dataset]:
         """Seeded train/val/test shares of the readable files."""
         paths, labels = self._files()
-        train, val, test = self.holdout(ImageFiles(paths, labels), self.val_fraction, self.test_fraction)
+        files = ImageFiles(paths, labels, self.max_image_pixels, warn_nan=not self.verify)
+        train, val, test = self.holdout(files, self.val_fraction, self.test_fraction)
         return {"train": train, "val": val, "test": test}

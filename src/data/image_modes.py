@@ -26,7 +26,8 @@ def to_8bit(image: Image.Image) -> tuple[Image.Image, str | None]:
     - ``F`` (32-bit floats): [0, 1], ``x * 255``.
 
     Values outside the mode's range are clipped to it, and the second return value says so, for a warning
-    (convert such files to the mode's range, e.g. floats divided by their dataset's maximum). NaN becomes 0.
+    (convert such files to the mode's range, e.g. floats divided by their dataset's maximum). NaN pixels become
+    0 (black); :func:`nan_pixels` counts them, and an image whose every pixel is NaN is refused.
     ``LAB`` and ``HSV`` images become ``RGB``, which PIL can then turn into grayscale too.
 
     Args:
@@ -34,6 +35,9 @@ def to_8bit(image: Image.Image) -> tuple[Image.Image, str | None]:
 
     Returns:
         ``(image, note)``: the 8-bit image, and ``None`` or a note saying values were clipped.
+
+    Raises:
+        ValueError: Every pixel is NaN: there is no picture to train on.
     """
     if image.mode in VIA_RGB_MODES:
         return image.convert("RGB"), None
@@ -42,6 +46,8 @@ def to_8bit(image: Image.Image) -> tuple[Image.Image, str | None]:
     values = np.asarray(image, dtype=np.float64)  # (H, W)
     high, scale = (1.0, 255.0) if image.mode == "F" else (65535.0, 1 / 257.0)
     finite = values[np.isfinite(values)]
+    if values.size and np.isnan(values).all():
+        raise ValueError(f"every pixel is NaN (a mode-{image.mode} image): there is no picture in it")
     note = None
     if finite.size and (finite.min() < 0 or finite.max() > high):
         note = (
@@ -50,3 +56,10 @@ def to_8bit(image: Image.Image) -> tuple[Image.Image, str | None]:
         )
     scaled = np.clip(np.nan_to_num(values, nan=0.0), 0, high) * scale
     return Image.fromarray(np.clip(scaled, 0, 255).round().astype(np.uint8)), note
+
+
+def nan_pixels(image: Image.Image) -> int:
+    """How many pixels of a float (mode ``F``) image are NaN; 0 for any other mode."""
+    if image.mode != "F":
+        return 0
+    return int(np.isnan(np.asarray(image, dtype=np.float32)).sum())

@@ -71,15 +71,15 @@ class TextDataModule(pl.LightningDataModule):
     As in the released code (``language_helpers.load_dataset``): lines are padded at the end to ``seq_len``,
     the vocabulary holds the unknown symbol (index 0) and the ``max_vocab - 1`` most frequent symbols of the
     padded training lines (padding included; the held-out lines are not looked at), and every other character
-    maps to the unknown symbol. Differences: the released code counts every line; lines
-    longer than ``seq_len`` are dropped (``truncate=true`` cuts them, as the released code does) and empty
-    lines are skipped. The vocabulary depends only on the data, is read when :attr:`data_shape` is first
-    needed (the CLI links it into the networks) and is saved in checkpoints through :meth:`state_dict`, so
-    ``python -m src.generate`` decodes samples without the data.
+    maps to the unknown symbol. Differences: the released code counts every line; lines longer than
+    ``seq_len`` are dropped (``truncate=true`` cuts them, as the released code does) and empty or
+    whitespace-only lines are skipped. The vocabulary depends only on the data, is read when :attr:`data_shape`
+    is first needed (the CLI links it into the networks) and is saved in checkpoints through
+    :meth:`state_dict`, so ``python -m src.generate`` decodes samples without the data.
 
     Args:
         path: A UTF-8 text file, or a folder whose files matching ``pattern`` (recursively) are read in sorted
-            order.
+            order. Required (``None`` is refused with a message saying so).
         seq_len: Characters per sequence (32 in the paper).
         max_vocab: Vocabulary size, the unknown symbol included (2048 in the released code).
         batch_size: Sequences per batch, per device (64 in the paper). Incomplete batches are dropped.
@@ -97,7 +97,7 @@ class TextDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        path: str,
+        path: str | None = None,
         seq_len: int = 32,
         max_vocab: int = 2048,
         batch_size: int = 64,
@@ -123,7 +123,10 @@ class TextDataModule(pl.LightningDataModule):
             if value is not None and value < 1:
                 raise ValueError(f"data.{option} must be >= 1 or null, got {option}={value}")
         if path is None or not str(path).strip():
-            raise ValueError("data.path is required: a UTF-8 text file or a folder of .txt files")
+            raise ValueError(
+                "data.path is required: pass --data.path=FILE (a UTF-8 text file, one sentence a line) or a folder "
+                "of .txt files"
+            )
         self.save_hyperparameters()
         self.path = Path(path).expanduser()
         # A missing path fails here, before any network is built; the text itself is read on first use.
@@ -136,13 +139,21 @@ class TextDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------------------------------------- loading
     def read(self) -> list[str]:
-        """The kept lines of every file, in file order: non-empty, at most ``seq_len`` characters (or cut)."""
+        """The kept lines of every file, in file order: not blank, at most ``seq_len`` characters (or cut).
+
+        Empty lines and lines of whitespace only are skipped.
+
+        Raises:
+            ValueError: When no line is usable; the message names the file(s) and counts the lines read, blank
+                and too long.
+        """
         kept: list[str] = []
-        total = too_long = 0
+        total = blank = too_long = 0
         for file in self.files:
             for line in read_lines(file):
                 total += 1
-                if not line:
+                if not line.strip():
+                    blank += 1
                     continue
                 if len(line) > self.seq_len:
                     too_long += 1
@@ -153,10 +164,12 @@ class TextDataModule(pl.LightningDataModule):
                 if self.max_lines is not None and len(kept) >= self.max_lines:
                     return kept
         if not kept:
-            where = f"{len(self.files)} file(s) under {str(self.path)!r}"
+            where = (
+                str(self.files[0]) if len(self.files) == 1 else f"{len(self.files)} files under {self.path}"
+            )
             raise ValueError(
-                f"data.path: no usable line in {where}: {total} lines read, {too_long} longer than "
-                f"data.seq_len={self.seq_len}, the rest empty (set data.truncate=true to cut long lines)"
+                f"data.path: no usable line in {where}: {total} lines read, {blank} empty or whitespace only, "
+                f"{too_long} longer than data.seq_len={self.seq_len} (set data.truncate=true to cut long lines)"
             )
         return kept
 

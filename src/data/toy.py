@@ -12,6 +12,7 @@ from torch import Tensor
 from torch.utils.data import IterableDataset
 
 from src.data.global_batch import log_global_batch, per_device_batch_size
+from src.utils.rng import gather_rows, own_row, rank_seed
 
 TOY_DATASETS = ("8gaussians", "25gaussians", "swissroll")
 
@@ -167,13 +168,36 @@ class Toy2DDataModule(pl.LightningDataModule):
         return ToyStream(self.dataset, self.batch_size, self.val_batches, self.seed + offset + self._rank())
 
     def state_dict(self) -> dict:
-        """RNG state of the training stream, so a resumed run draws the same batches as a straight run."""
-        return {"generator": self._train.generator.get_state()} if self._train is not None else {}
+        """Every rank's RNG state of its training stream, so a resumed run draws what a straight run would.
+
+        ``{"generators": (world_size, N) uint8}``, one row per rank: under DDP the states are gathered from all
+        ranks (a collective: Lightning builds the checkpoint on every rank).
+        """
+        if self._train is None:
+            return {}
+        strategy = self.trainer.strategy if self.trainer is not None else None
+        return {"generators": gather_rows(strategy, self._train.generator.get_state())}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore the training stream's RNG state."""
-        if "generator" in state_dict:
-            self.train_dataloader().generator.set_state(state_dict["generator"])
+        """Restore this rank's row of the training streams' RNG states.
+
+        A rank the checkpoint has no row for (a resume on more devices), and every rank but 0 of a checkpoint
+        that kept rank 0's state only (``"generator"``, before each rank's was saved), continues from rank 0's
+        state reseeded for its rank (:func:`~src.utils.rng.rank_seed`), so that no two ranks draw the same points.
+        """
+        rank = self._rank()
+        rows = state_dict.get("generators")
+        if rows is None and "generator" in state_dict:
+            rows = state_dict["generator"].unsqueeze(0)
+        if rows is None:
+            return
+        generator = self.train_dataloader().generator
+        own = own_row(rows, rank)
+        if own is not None:
+            generator.set_state(own)
+            return
+        generator.set_state(own_row(rows, 0))
+        generator.manual_seed(rank_seed(int(torch.randint(2**62, (1,), generator=generator)), rank))
 
     def val_dataloader(self) -> ToyStream:
         """Fixed validation batches."""

@@ -17,6 +17,8 @@ from typing_extensions import override
 from src.data.vocabulary import Vocabulary
 from src.evaluation.schedule import ScheduledEvaluation
 from src.metrics.ngram import js_divergence, ngram_counts
+from src.utils.atomic_io import atomic_write_text
+from src.utils.output_dirs import run_directory
 
 
 class TextQuality(ScheduledEvaluation):
@@ -77,9 +79,7 @@ class TextQuality(ScheduledEvaluation):
                 f"TextQuality needs a text datamodule (vocabulary and lines(split)), got "
                 f"{type(datamodule).__name__}; use src.data.TextDataModule, or another --quality for other data"
             )
-        self._log_dir = (
-            trainer.log_dir
-        )  # a broadcast under DDP: read on every rank, not in the rank-zero write
+        self._log_dir = run_directory(trainer)  # a broadcast under DDP: read on every rank, not in the write
         self._reference = self._floor = None  # the data may differ from a previous fit
 
     # ------------------------------------------------------------------------------------------ measuring
@@ -150,7 +150,7 @@ class TextQuality(ScheduledEvaluation):
         step = int(getattr(pl_module, "generator_steps", trainer.global_step))
         prefix = "" if stage == "val" else f"{stage}-"
         path = folder / f"{prefix}epoch={trainer.current_epoch:04d}-gen_step={step:06d}.txt"
-        path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        atomic_write_text(path, "".join(line + "\n" for line in lines))
         self.last_path = path
         shown = lines[: self.num_logged]
         for logger in trainer.loggers:

@@ -1,11 +1,17 @@
-"""Checkpoint IO: atomic writes (a temporary file next to the target, then a rename) and loads that run no code.
+"""Atomic writes of run files (a temporary file next to the target, then a rename) and checkpoint loads that run no code.
 
-Loads always pass ``weights_only=True``, so no pickled code runs whatever the environment says.
+Checkpoints, ``config.yaml``, ``hparams.yaml``, ``metrics.csv`` rewrites and sample grids are written this way, so
+a kill or a full disk leaves the previous file, never a truncated one. Loads always pass ``weights_only=True``, so
+no pickled code runs whatever the environment says.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,24 +57,84 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         atomic_save(checkpoint, path)
 
 
+class CheckpointSaveError(OSError):
+    """A checkpoint could not be written (a full disk, a quota); the previous file at its path is intact."""
+
+
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextlib.contextmanager
+def atomic_path(path: _PATH) -> Iterator[Path]:
+    """A temporary path next to ``path`` to write to; renamed over ``path`` when the block ends without an error.
+
+    The file is flushed to disk before the rename (atomic within a filesystem), and removed when the block fails,
+    so ``path`` holds the complete old or the complete new content, never a part.
+
+    Args:
+        path: The target file; its folder is created if needed.
+
+    Yields:
+        The temporary file's path (``.<name>.<pid>.tmp`` in the same folder).
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        yield temporary
+        with temporary.open("rb+") as file:
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: _PATH, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_path`)."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+
+
+def _is_full_disk(error: BaseException) -> bool:
+    """Whether a failed write ran out of space: ``ENOSPC`` (or a quota), or torch's zip writer's short write."""
+    for cause in (error, error.__context__, error.__cause__):
+        if isinstance(cause, OSError) and cause.errno in FULL_DISK:
+            return True
+    return isinstance(error, RuntimeError) and "unexpected pos" in str(error)
+
+
 def atomic_save(obj: Any, path: _PATH) -> None:
     """``torch.save`` to a local ``path`` atomically: a temporary file next to it, flushed, then renamed.
 
     Args:
         obj: What to save.
         path: The target file; its folder is created if needed.
+
+    Raises:
+        CheckpointSaveError: The disk (or quota) is full; the message names the folder and the space left, and
+            says that the previous file at ``path`` is intact.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        with temporary.open("wb") as file:
+        with atomic_path(target) as temporary, temporary.open("wb") as file:
             torch.save(obj, file)
             file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
+    except (OSError, RuntimeError) as error:
+        if not _is_full_disk(error):
+            raise
+        free = shutil.disk_usage(target.parent).free
+        previous = (
+            f"the previous {target.name} is intact"
+            if target.is_file()
+            else f"no earlier {target.name} was there"
+        )
+        raise CheckpointSaveError(
+            errno.ENOSPC,
+            f"Cannot save {target}: the disk holding {target.parent} is full "
+            f"({free / 2**20:.1f} MiB free; {type(error).__name__}: {str(error).splitlines()[0][:120]}). Nothing "
+            f"was written over it: {previous}. Free some space (or point --checkpoint.dirpath or the logger's "
+            "save_dir at another disk) and resume with --ckpt_path last.",
+        ) from error
 
 
 def _is_local(path: _PATH) -> bool:

@@ -53,11 +53,15 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu", mmap: bool = Fa
         The checkpoint's dict.
 
     Raises:
-        FileNotFoundError: ``path`` is not a file.
+        FileNotFoundError: Nothing is at ``path``.
+        IsADirectoryError: ``path`` is a folder; the message lists the checkpoints in it (and in its
+            ``checkpoints/``).
         CheckpointLoadError: The file is truncated or corrupt, is not a PyTorch checkpoint, or holds objects other
             than tensors and plain types (unpickling it could run code).
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(directory_message(path))
     if not path.is_file():
         raise FileNotFoundError(f"Checkpoint file not found: {path}")
     try:
@@ -88,6 +92,18 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu", mmap: bool = Fa
             f"{path} is not a Lightning checkpoint: it holds a {type(checkpoint).__name__}, not a dict."
         )
     return checkpoint
+
+
+def directory_message(folder: Path, shown: int = 10) -> str:
+    """Why a folder is not a checkpoint, and the checkpoints in it (or in its ``checkpoints/``) to pass instead."""
+    found = sorted(folder.glob("*.ckpt")) + sorted(folder.glob("checkpoints/*.ckpt"))
+    if not found:
+        return f"{folder} is a directory, not a checkpoint file, and it holds no *.ckpt file (nor does its checkpoints/)"
+    more = f" and {len(found) - shown} more" if len(found) > shown else ""
+    listed = ", ".join(str(p) for p in found[:shown])
+    return (
+        f"{folder} is a directory, not a checkpoint file; pass one of the checkpoints in it: {listed}{more}"
+    )
 
 
 def newest_last_checkpoint(directories: list[Path]) -> Path | None:

@@ -34,7 +34,7 @@ RUN_LENGTH = re.compile(
 )
 # Settings a resumed run may change: the run length, where and how often it saves, logs and displays.
 MAY_CHANGE_ON_RESUME = re.compile(
-    rf"{RUN_LENGTH.pattern}|ckpt_path|config|trainer\.default_root_dir"
+    rf"{RUN_LENGTH.pattern}|ckpt_path|test_finished|config|trainer\.default_root_dir"
     r"|trainer\.logger(\.\d+)?\.init_args\.(version|save_dir)|trainer\.(log_every_n_steps|enable_progress_bar)"
     r"|trainer\.enable_model_summary|(checkpoint|preemption|samples)\..*"
 )
@@ -150,8 +150,21 @@ def _log_into_run(logger: Any, ckpt: Path) -> None:
     version = ckpt.parent.parent.name
     if init is not None and "version" in init:
         init.version = version if class_path.endswith("WandbLogger") else logger_version(version)
-    if class_path in LIGHTNING_CSV_LOGGERS:  # Lightning's CSVLogger would delete metrics.csv
-        logger.class_path = RESUMABLE_CSV_LOGGER
+
+
+def use_resumable_csv_logger(config: Any) -> None:
+    """Make every Lightning ``CSVLogger`` of the config a :class:`~src.utils.csv_logger.ResumableCSVLogger`, in place.
+
+    It keeps ``metrics.csv`` when a run resumes into its directory, and writes ``hparams.yaml`` atomically.
+    """
+    loggers = config.trainer.get("logger")
+    for logger in loggers if isinstance(loggers, (list, tuple)) else [loggers]:
+        if (
+            logger is not None
+            and not isinstance(logger, bool)
+            and logger.get("class_path") in LIGHTNING_CSV_LOGGERS
+        ):
+            logger.class_path = RESUMABLE_CSV_LOGGER
 
 
 def slurm_requeue_checkpoint(config: Any) -> Path | None:
@@ -199,8 +212,8 @@ def resolve_resume(config: Any, current: dict[str, Any], ignore_seed: bool = Fal
     """Resolve ``--ckpt_path last`` or ``auto`` in place, resuming only a run configured as this one.
 
     - ``last``: the newest ``last*.ckpt`` (:func:`_candidates`) whose run config matches this one (see the
-      module's docstring); the logger is pointed at that run's directory (Lightning's ``CSVLogger`` becomes
-      :class:`~src.utils.csv_logger.ResumableCSVLogger`, which appends to ``metrics.csv``). Checkpoints of other
+      module's docstring); the logger is pointed at that run's directory (the CLI's CSV logger,
+      :class:`~src.utils.csv_logger.ResumableCSVLogger`, appends to its ``metrics.csv``). Checkpoints of other
       configurations are never resumed nor written to.
     - ``auto``: the same, but with no matching checkpoint the run starts fresh (``ckpt_path`` becomes ``None``)
       and says why: the mode a job script can always pass (SLURM requeues).

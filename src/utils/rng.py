@@ -61,8 +61,13 @@ def rng_restore(snapshot: RNGSnapshot) -> None:
         torch.cuda.set_rng_state(cuda)
 
 
-def _gather(strategy: Any, state: Tensor) -> Tensor:
-    """Stack one uint8 state per rank: (world_size, N); a collective, so every rank must call it."""
+def gather_rows(strategy: Any, state: Tensor) -> Tensor:
+    """Stack one state (N,) per rank: (world_size, N) on the CPU; a collective, so every rank must call it.
+
+    Args:
+        strategy: The trainer's strategy (``None``: this process only, one row).
+        state: This rank's state, e.g. a ``torch.Generator.get_state()`` (uint8).
+    """
     if strategy is None or getattr(strategy, "world_size", 1) <= 1:
         return state.unsqueeze(0)
     gathered = strategy.all_gather(state.to(strategy.root_device))  # (W, N) on the device
@@ -82,15 +87,20 @@ def collect_rng_states(strategy: Any = None) -> dict[str, Tensor]:
         ``{"torch": (W, N) uint8}`` and, when CUDA is in use, ``{"cuda": (W, M) uint8}`` (the current device's
         generator), one row per rank.
     """
-    states = {"torch": _gather(strategy, torch.get_rng_state())}
+    states = {"torch": gather_rows(strategy, torch.get_rng_state())}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = _gather(strategy, torch.cuda.get_rng_state())
+        states["cuda"] = gather_rows(strategy, torch.cuda.get_rng_state())
     return states
 
 
 def _own(row: Tensor) -> Tensor:
     """A CPU copy with its own storage: ``set_rng_state`` on a row view of a stacked tensor crashes."""
     return row.detach().to("cpu", copy=True).contiguous()
+
+
+def own_row(rows: Tensor, rank: int) -> Tensor | None:
+    """Row ``rank`` of :func:`gather_rows`, as a tensor with its own storage; ``None`` when there is no such row."""
+    return _own(rows[rank]) if rank < len(rows) else None
 
 
 def restore_rng_states(states: dict[str, Tensor], rank: int) -> None:
