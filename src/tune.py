@@ -42,15 +42,24 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
         help="an Optuna storage: a SQLAlchemy URL (default sqlite:///<study dir>.db; postgresql://..., "
         "mysql+pymysql://...) or a journal file for a shared filesystem (journal:PATH)",
     )
-    parser.add_argument("--study_dir", help="where the trials' run directories go (default runs/tune/<study>)")
-    parser.add_argument("--n_trials", type=int, default=20, help="trials of the whole study, over all workers")
+    parser.add_argument(
+        "--study_dir", help="where the trials' run directories go (default runs/tune/<study>)"
+    )
+    parser.add_argument(
+        "--n_trials", type=int, default=20, help="trials of the whole study, over all workers"
+    )
     parser.add_argument("--seed", type=int, help="the sampler's seed (default: random, so workers differ)")
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS of each trial (default: inherited)")
     parser.add_argument(
-        "--heartbeat", type=int, default=60, help="database storages: seconds between a worker's heartbeats; "
-        "a trial silent for 4 of them (its worker was killed) is run again, resuming its last.ckpt"
+        "--heartbeat",
+        type=int,
+        default=60,
+        help="database storages: seconds between a worker's heartbeats; "
+        "a trial silent for 4 of them (its worker was killed) is run again, resuming its last.ckpt",
     )
-    parser.add_argument("--max_failures", type=int, default=3, help="a worker stops after this many failed trials in a row")
+    parser.add_argument(
+        "--max_failures", type=int, default=3, help="a worker stops after this many failed trials in a row"
+    )
     options, base_args = parser.parse_known_args(argv)
     if options.n_trials < 1:
         parser.error(f"--n_trials must be >= 1, got --n_trials={options.n_trials}")
@@ -150,7 +159,10 @@ def main(argv: list[str] | None = None) -> optuna.Study:
         if len(study.get_trials(deepcopy=False, states=done)) < options.n_trials:
             study.optimize(
                 runner,
-                callbacks=[MaxTrialsCallback(options.n_trials, states=done), stop_after_failures(options.max_failures)],
+                callbacks=[
+                    MaxTrialsCallback(options.n_trials, states=done),
+                    stop_after_failures(options.max_failures),
+                ],
                 catch=(TrialFailedError, OverBudgetError),
             )
     except KeyboardInterrupt:

@@ -37,7 +37,9 @@ def resolved_config(args: list[str]) -> dict[str, Any]:
         with mock.patch.object(sys, "argv", sys.argv[:1]):  # the arguments are `args`, not this process's
             cli = build_cli(args, cli_class=_ParseOnlyCLI, parser_kwargs={"exit_on_error": False})
     except SystemExit as error:  # jsonargparse printed the reason
-        raise ValueError(f"python -m src.train refuses these arguments (exit {error.code}): see above") from error
+        raise ValueError(
+            f"python -m src.train refuses these arguments (exit {error.code}): see above"
+        ) from error
     except Exception as error:  # jsonargparse's ArgumentError, the template's OptionError, ...
         raise ValueError(str(error)) from error
     config = cli.saved_form(cli.config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import lightning.pytorch as pl
 import optuna
@@ -11,6 +12,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from typing_extensions import override
 
 from src.evaluation import ScheduledEvaluation
+from src.tuning.space import make_pruner
 from src.tuning.storage import open_storage
 
 PRUNED_AT = "pruned_at_generator_step"  # the trial's user attribute a pruned run sets
@@ -31,21 +33,30 @@ class OptunaPruning(Callback):
         study_name: The study.
         trial_id: The storage's id of the trial this run is.
         monitor: The logged metric to report (``val/fid``).
+        pruner: The study's pruner as ``{"class_path": ..., "init_args": {...}}`` (Optuna's storage does not
+            keep it); ``None`` never prunes.
     """
 
-    def __init__(self, storage: str, study_name: str, trial_id: int, monitor: str) -> None:
+    def __init__(
+        self, storage: str, study_name: str, trial_id: int, monitor: str, pruner: dict[str, Any] | None = None
+    ) -> None:
         super().__init__()
         self.storage, self.study_name, self.trial_id, self.monitor = storage, study_name, trial_id, monitor
+        self.pruner = pruner
         self._trial: optuna.Trial | None = None
         self.pruned_at: int | None = None
 
     def _open_trial(self) -> optuna.Trial | None:
         if self._trial is None:
             storage = open_storage(self.storage)
-            study = optuna.load_study(study_name=self.study_name, storage=storage)
+            study = optuna.load_study(
+                study_name=self.study_name, storage=storage, pruner=make_pruner(self.pruner)
+            )
             trial = optuna.Trial(study, self.trial_id)
             if storage.get_trial(self.trial_id).state.is_finished():
-                rank_zero_warn(f"Trial {trial.number} of study {self.study_name} is finished: not reporting to it.")
+                rank_zero_warn(
+                    f"Trial {trial.number} of study {self.study_name} is finished: not reporting to it."
+                )
                 return None
             self._trial = trial
         return self._trial

@@ -47,14 +47,21 @@ def summary_table(study: optuna.Study, metric: str) -> str:
         if t.state == TrialState.PRUNED and t.last_step is not None:
             state += f"@{t.last_step}"
         rows.append(
-            [f"{t.number}{mark}", state, _fmt(value), *(_fmt(t.params.get(k)) for k in keys),
-             str(t.user_attrs.get(RUN_DIR, "-"))]
+            [
+                f"{t.number}{mark}",
+                state,
+                _fmt(value),
+                *(_fmt(t.params.get(k)) for k in keys),
+                str(t.user_attrs.get(RUN_DIR, "-")),
+            ]
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     if best is not None:
-        lines.append(f"* best: trial {best}, {metric} = {_fmt(study.best_value)} ({study.direction.name.lower()})")
+        lines.append(
+            f"* best: trial {best}, {metric} = {_fmt(study.best_value)} ({study.direction.name.lower()})"
+        )
     return "\n".join(lines)
 
 

@@ -109,11 +109,19 @@ class SearchSpace:
 
     def make_pruner(self) -> optuna.pruners.BasePruner:
         """The pruner: the file's, else ``MedianPruner(n_startup_trials=5)``; ``pruner: null`` never prunes."""
-        if self.pruner is None:
-            return optuna.pruners.NopPruner()
-        module, _, name = str(self.pruner["class_path"]).rpartition(".")
-        cls = getattr(importlib.import_module(module or "optuna.pruners"), name)
-        return cls(**(self.pruner.get("init_args") or {}))
+        return make_pruner(self.pruner)
+
+
+def make_pruner(spec: dict[str, Any] | None) -> optuna.pruners.BasePruner:
+    """An Optuna pruner from ``{"class_path": ..., "init_args": {...}}``; ``None``: one that never prunes.
+
+    Optuna keeps no pruner in its storage, so each trial's run builds the study's pruner again from this.
+    """
+    if spec is None:
+        return optuna.pruners.NopPruner()
+    module, _, name = str(spec["class_path"]).rpartition(".")
+    cls = getattr(importlib.import_module(module or "optuna.pruners"), name)
+    return cls(**(spec.get("init_args") or {}))
 
 
 def _error(path: Path, what: str) -> SearchSpaceError:
@@ -134,7 +142,9 @@ def _param(path: Path, key: str, spec: Any) -> Param:
     if dist == "categorical":
         choices = spec.get("choices")
         if not isinstance(choices, list) or not choices:
-            raise _error(path, f"params.{key}: a categorical needs a non-empty list 'choices', got {choices!r}")
+            raise _error(
+                path, f"params.{key}: a categorical needs a non-empty list 'choices', got {choices!r}"
+            )
         if any(c is not None and not isinstance(c, (bool, int, float, str)) for c in choices):
             raise _error(
                 path,
@@ -177,7 +187,9 @@ def load_space(path: str | Path) -> SearchSpace:
             "e.g. objective: {metric: val/fid, direction: minimize}",
         )
     prune_on = objective.get("prune_on") or "val/" + metric.split("/", 1)[-1]
-    pruner = raw.get("pruner", {"class_path": "optuna.pruners.MedianPruner", "init_args": {"n_startup_trials": 5}})
+    pruner = raw.get(
+        "pruner", {"class_path": "optuna.pruners.MedianPruner", "init_args": {"n_startup_trials": 5}}
+    )
     if pruner is not None and (not isinstance(pruner, dict) or "class_path" not in pruner):
         raise _error(path, f"pruner must be null or {{class_path: ..., init_args: {{...}}}}, got {pruner!r}")
     parsed = tuple(_param(path, str(key), spec) for key, spec in params.items())

@@ -49,7 +49,9 @@ def open_storage(spec: str, heartbeat_s: int | None = None) -> optuna.storages.B
         hb = {
             "heartbeat_interval": heartbeat_s,
             "grace_period": 4 * heartbeat_s,
-            "failed_trial_callback": RetryFailedTrialCallback(max_retry=MAX_RETRY, inherit_intermediate_values=True),
+            "failed_trial_callback": RetryFailedTrialCallback(
+                max_retry=MAX_RETRY, inherit_intermediate_values=True
+            ),
         }
     try:
         return RDBStorage(spec, engine_kwargs=engine_kwargs, **hb)

@@ -98,6 +98,7 @@ class TrialRunner:
                 "study_name": study.study_name,
                 "trial_id": trial._trial_id,
                 "monitor": self.space.prune_on,
+                "pruner": self.space.pruner,
             },
         }
         args = [*self.base_args, *flags(values), f"--trainer.logger={json.dumps(logger)}"]
@@ -150,7 +151,9 @@ class TrialRunner:
             raise optuna.TrialPruned(f"at generator step {frozen.user_attrs[PRUNED_AT]}")
         value = last_logged(run_dir / "metrics.csv", self.space.metric)
         if value is None or not math.isfinite(value):
-            raise TrialFailedError(f"trial {trial.number}: {self.space.metric} = {value} at the end of the run")
+            raise TrialFailedError(
+                f"trial {trial.number}: {self.space.metric} = {value} at the end of the run"
+            )
         return value
 
     @staticmethod
