@@ -14,12 +14,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
+from src.tuning.storage import RUN_DIR  # noqa: E402
+
 PLOTS = {
     "history": optuna.visualization.matplotlib.plot_optimization_history,
     "importances": optuna.visualization.matplotlib.plot_param_importances,
     "slice": optuna.visualization.matplotlib.plot_slice,
 }
-RUN_DIR = "run_dir"  # the trial's user attribute: its run directory
 
 
 def _short(key: str) -> str:

@@ -10,6 +10,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 JOURNAL_PREFIX = "journal:"
 JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
+RUN_DIR = "run_dir"  # a trial's user attribute: its run directory (absolute)
 MAX_RETRY = 2  # a killed trial is run again (resuming its last.ckpt) at most this many times
 
 

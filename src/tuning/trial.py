@@ -18,8 +18,8 @@ from optuna.trial import TrialState
 
 from src.tuning.config import flags
 from src.tuning.pruning import PRUNED_AT
-from src.tuning.report import RUN_DIR
 from src.tuning.space import SearchSpace
+from src.tuning.storage import RUN_DIR
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 SKIPPED = "skipped"  # the user attribute of a trial asked for after the study had its trials
@@ -96,7 +96,6 @@ class TrialRunner:
             "init_args": {
                 "storage": self.storage,
                 "study_name": study.study_name,
-                "trial_id": trial._trial_id,
                 "monitor": self.space.prune_on,
                 "pruner": self.space.pruner,
             },
@@ -130,7 +129,7 @@ class TrialRunner:
         values = self.space.suggest(trial)
         run_dir = self.run_dir(study, trial)
         run_dir.mkdir(parents=True, exist_ok=True)
-        trial.set_user_attr(RUN_DIR, str(run_dir))
+        trial.set_user_attr(RUN_DIR, str(run_dir.resolve()))  # OptunaPruning finds its trial by it
         command = self.command(study, trial, values, run_dir)
         env = dict(os.environ)
         if self.threads:
