@@ -120,7 +120,7 @@ def config_differences(
     topology_ok = bool(topology) and _topology_may_change(old, new, topology)
     for key in changed:
         line = f"{key}: {old.get(key, '<unset>')!r} in the run, {new.get(key, '<unset>')!r} now"
-        if key in topology and not topology_ok:
+        if key == topology[0] and not topology_ok:
             line += (
                 " (the global batch changes with the device count: set data.global_batch_size to resume on "
                 "another number of devices or nodes)"
@@ -308,8 +308,8 @@ def resolve_resume(config: Any, current: dict[str, Any], ignore_seed: bool = Fal
             "there is nothing to resume), or pass a checkpoint file (--ckpt_path path/to/file.ckpt)."
         )
     raise CheckpointMismatchError(
-        f"--ckpt_path last: {reason}. Only the run length may change on resuming: the restored optimizers, "
-        "schedulers and counters would keep the old settings. Resume with the run's own settings (--config <its "
+        f"--ckpt_path last: {reason}. Only the run length (and the device count, when the global batch stays) may "
+        "change on resuming: the restored optimizers, schedulers and counters would keep the old settings. Resume with the run's own settings (--config <its "
         "run directory>/config.yaml --ckpt_path last), or start a new run (without --ckpt_path, or with "
         "--ckpt_path auto)."
     )
