@@ -26,8 +26,8 @@ ARGS = [
     "--config", "configs/toy.yaml", "--trainer.accelerator=cpu",
     "--model.generator.init_args.hidden_dim=16", "--model.critic.init_args.hidden_dim=16",
     "--data.global_batch_size=64", "--data.batches_per_epoch=4", "--model.n_critic=2",
-    "--regularizer.init_args.weight=10",
-    "--model.num_fixed_samples=64",  # as tests/ddp_worker.py's model, whose state the reference loads "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false",
+    "--regularizer.init_args.weight=10", "--model.num_fixed_samples=64",  # tests/ddp_worker.py's model
+    "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false",
     "--trainer.enable_model_summary=false", "--quality=null", "--best=null", "--samples.every_n_epochs=1000",
 ]  # fmt: skip
 
