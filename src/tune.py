@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -93,7 +94,7 @@ def open_study(options: argparse.Namespace, space: SearchSpace, base_args: list[
     return study
 
 
-def stop_after_failures(limit: int):  # noqa: ANN201
+def stop_after_failures(limit: int) -> Callable[[optuna.Study, FrozenTrial], None]:
     """A callback that stops the worker after ``limit`` failed trials in a row (a broken base config)."""
     failed: list[int] = []
 

@@ -26,7 +26,7 @@ class ClusterRecorder(pl.Callback):
         self.signalled = False
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        env = trainer.strategy.cluster_environment
+        env = getattr(trainer.strategy, "cluster_environment", None)  # a single device has none
         info = {
             "rank": trainer.global_rank,
             "world_size": trainer.world_size,
@@ -39,18 +39,18 @@ class ClusterRecorder(pl.Callback):
         (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(info))
         self.record["initial_state"] = {k: v.clone() for k, v in pl_module.state_dict().items()}
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module, batch, batch_idx: int) -> None:  # noqa: ANN001
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module, batch, batch_idx: int) -> None:
         if pl_module.critic_steps == 0:
             self.record["first_batch"] = (batch[0] if isinstance(batch, (list, tuple)) else batch).clone()
             torch.manual_seed(FIRST_SEED + trainer.global_rank)
 
-    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module, optimizer) -> None:  # noqa: ANN001
+    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module, optimizer) -> None:
         critic_ids = {id(p) for p in pl_module.critic.parameters()}
         is_critic = all(id(p) in critic_ids for g in optimizer.param_groups for p in g["params"])
         if is_critic and pl_module.critic_steps == 0:
             self.record["critic_grads"] = {n: p.grad.clone() for n, p in pl_module.critic.named_parameters()}
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:  # noqa: ANN001
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if (
             self.sigusr1_at is not None
             and not self.signalled

@@ -178,3 +178,24 @@ def test_killed_study_resumes_the_killed_trial(tmp_path: Path) -> None:
     assert retried.params == killed.params and retried.user_attrs["run_dir"] == killed.user_attrs["run_dir"]
     log = (Path(killed.user_attrs["run_dir"]) / "train.log").read_text()
     assert f"--ckpt_path={last}" in log and "Restoring states from the checkpoint" in log
+
+
+def test_storage_specs_open_sqlite_and_journal_files(tmp_path: Path) -> None:
+    from optuna.storages import RDBStorage
+    from optuna.storages.journal import JournalStorage
+
+    from src.tuning.storage import default_storage, open_storage
+
+    assert default_storage(tmp_path / "runs" / "tune" / "s") == f"sqlite:///{tmp_path}/runs/tune/s.db"
+    for spec, kind in (
+        (f"sqlite:///{tmp_path}/a/s.db", RDBStorage),
+        (f"journal:{tmp_path}/b/s.log", JournalStorage),
+        (str(tmp_path / "c" / "s.log"), JournalStorage),
+    ):
+        storage = open_storage(spec, heartbeat_s=5)
+        assert isinstance(storage, kind), spec
+        study = optuna.create_study(study_name="s", storage=storage)
+        study.enqueue_trial({"x": 1})
+        assert len(optuna.load_study(study_name="s", storage=open_storage(spec)).get_trials()) == 1
+    with pytest.raises(ValueError, match="--storage 'nosuchdb://x' cannot be opened"):
+        open_storage("nosuchdb://x")

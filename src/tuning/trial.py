@@ -11,6 +11,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import optuna
 from optuna.storages import RetryFailedTrialCallback
@@ -156,7 +157,7 @@ class TrialRunner:
         return value
 
     @staticmethod
-    def _run(command: list[str], env: dict, log) -> int:  # noqa: ANN001
+    def _run(command: list[str], env: dict[str, str], log: IO[str]) -> int:
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             return proc.wait()
