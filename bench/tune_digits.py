@@ -3,6 +3,9 @@
     python -m bench.tune_digits search [--workers 2] [--n_trials 20]   # src.tune, configs/tune/digits.yaml
     python -m bench.tune_digits compare [--seeds 0 1 2] [--jobs 2]       # best.yaml vs the default
 
+Any other flag goes to every run (``--model.max_generator_steps=40`` for a smoke test, which writes nothing
+to BENCHMARKS.md).
+
 ``search`` starts ``--workers`` processes of ``python -m src.tune`` on one SQLite study (one torch thread per
 trial), each with its own sampler seed, and waits for them: the study's objective is the test FID of
 ``last.ckpt`` (``configs/tune/digits.yaml``), 2,000 generator steps per trial. ``compare`` trains the default
@@ -30,10 +33,10 @@ METRICS = ("test/fid", "test/precision", "test/recall")
 FIGURES = ROOT / "bench" / "figures"
 
 
-def search(study: str, workers: int, n_trials: int) -> None:
+def search(study: str, workers: int, n_trials: int, extra: list[str]) -> None:
     """Run ``workers`` tune workers on one study until it has ``n_trials`` trials."""
     command = [sys.executable, "-m", "src.tune", "--space", "configs/tune/digits.yaml", "--study", study]
-    command += ["--n_trials", str(n_trials), "--threads", "1"]
+    command += ["--n_trials", str(n_trials), "--threads", "1", *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen([*command, "--seed", str(i)], cwd=ROOT, env=env) for i in range(workers)]
     codes = [p.wait() for p in procs]
@@ -61,8 +64,11 @@ def spread(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
-def compare(study: str, seeds: list[int], jobs: int) -> None:
-    """Train the default and the study's best.yaml with each seed; write the table to BENCHMARKS.md."""
+def compare(study: str, seeds: list[int], jobs: int, extra: list[str]) -> None:
+    """Train the default and the study's best.yaml with each seed; write the table to BENCHMARKS.md.
+
+    With ``extra`` flags (a smoke run) the table is printed, not written.
+    """
     study_dir = ROOT / "runs" / "tune" / study
     best = study_dir / "best.yaml"
     if not best.is_file():
@@ -74,8 +80,8 @@ def compare(study: str, seeds: list[int], jobs: int) -> None:
     }
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(jobs) as pool:
         futures = {
-            (name, seed): pool.submit(train, extra, seed, Path(tmp))
-            for name, extra in variants.items()
+            (name, seed): pool.submit(train, [*args, *extra], seed, Path(tmp))
+            for name, args in variants.items()
             for seed in seeds
         }
         results = {key: future.result() for key, future in futures.items()}
@@ -101,7 +107,8 @@ def compare(study: str, seeds: list[int], jobs: int) -> None:
         f"{verdict}. Plots: `bench/figures/tune_digits_*.png`.\n\n{stamp(load)}"
     )
     print(body)
-    write_section("tune_digits", body)
+    if not extra:
+        write_section("tune_digits", body)
 
 
 def main() -> None:
@@ -112,11 +119,11 @@ def main() -> None:
     parser.add_argument("--n_trials", type=int, default=20)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=2)
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()  # other flags go to every run (a smoke test: fewer steps)
     if args.step == "search":
-        search(args.study, args.workers, args.n_trials)
+        search(args.study, args.workers, args.n_trials, extra)
     else:
-        compare(args.study, args.seeds, args.jobs)
+        compare(args.study, args.seeds, args.jobs, extra)
 
 
 if __name__ == "__main__":

@@ -120,7 +120,7 @@ def config_differences(
     topology_ok = bool(topology) and _topology_may_change(old, new, topology)
     for key in changed:
         line = f"{key}: {old.get(key, '<unset>')!r} in the run, {new.get(key, '<unset>')!r} now"
-        if key == topology[0] and not topology_ok:
+        if topology and key == topology[0] and not topology_ok:
             line += (
                 " (the global batch changes with the device count: set data.global_batch_size to resume on "
                 "another number of devices or nodes)"
