@@ -147,12 +147,32 @@ def test_a_trial_is_pruned_at_an_evaluation(tmp_path: Path) -> None:
     assert "val/w1" in metrics and (Path(trial.user_attrs["run_dir"]) / "checkpoints" / "last.ckpt").is_file()
 
 
+def _wait_for_no_process_naming(text: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                alive.append(text in cmdline.read_bytes().decode(errors="replace"))
+            except OSError:
+                continue
+        if not any(alive):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"a process naming {text} still runs after {timeout} s")
+
+
 @pytest.mark.slow
-def test_killed_study_resumes_the_killed_trial(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_killed_study_resumes_the_killed_trial(tmp_path: Path, how: signal.Signals) -> None:
     slow = (
         '--trainer.callbacks+={"class_path": "tests.slow_epochs.SlowEpochs", "init_args": {"seconds": 0.4}}'
     )
-    args = _tune_args(tmp_path, _space(tmp_path), 2, "--model.max_generator_steps=40", slow)
+    args = [
+        *_tune_args(tmp_path, _space(tmp_path), 2, "--model.max_generator_steps=40", slow),
+        "--heartbeat",
+        "1",
+    ]
     first = subprocess.Popen(
         [sys.executable, "-m", "src.tune", *args],
         cwd=REPO_ROOT,
@@ -164,16 +184,22 @@ def test_killed_study_resumes_the_killed_trial(tmp_path: Path) -> None:
     deadline = time.monotonic() + 300
     while not last.is_file() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
-    first.send_signal(signal.SIGTERM)
+    first.send_signal(how)
     out = first.communicate(timeout=300)[0]
-    assert first.returncode == 128 + signal.SIGTERM, out[-3000:]
-    assert "trial 0 is queued to resume" in out
+    _wait_for_no_process_naming(str(tmp_path))  # the trial's run stops with its worker, even on SIGKILL
+    if how == signal.SIGTERM:
+        assert first.returncode == 128 + signal.SIGTERM, out[-3000:]
+        assert "trial 0 is queued to resume" in out
+        assert _study(tmp_path).get_trials()[0].state == TrialState.FAIL
+    else:  # the trial stays RUNNING until the next worker misses 4 of its heartbeats
+        assert _study(tmp_path).get_trials()[0].state == TrialState.RUNNING
+        time.sleep(4)
     killed = _study(tmp_path).get_trials()[0]
-    assert killed.state == TrialState.FAIL
     run_cli(args, module="src.tune")
     study = _study(tmp_path)
     complete = _check_complete_trials(study)
     assert len(complete) == 2
+    assert study.get_trials()[0].state == TrialState.FAIL
     retried = next(t for t in complete if t.system_attrs.get("failed_trial") == 0)
     assert retried.params == killed.params and retried.user_attrs["run_dir"] == killed.user_attrs["run_dir"]
     log = (Path(killed.user_attrs["run_dir"]) / "train.log").read_text()

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import random
+import time
 from pathlib import Path
 
 import optuna
 from optuna.storages import RDBStorage, RetryFailedTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalStorage
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 JOURNAL_PREFIX = "journal:"
 JOURNAL_SUFFIXES = (".log", ".journal", ".jsonl")
 RUN_DIR = "run_dir"  # a trial's user attribute: its run directory (absolute)
+CREATE_TRIES = 5
 MAX_RETRY = 2  # a killed trial is run again (resuming its last.ckpt) at most this many times
 
 
@@ -54,10 +58,17 @@ def open_storage(spec: str, heartbeat_s: int | None = None) -> optuna.storages.B
                 max_retry=MAX_RETRY, inherit_intermediate_values=True
             ),
         }
-    try:
-        return RDBStorage(spec, engine_kwargs=engine_kwargs, **hb)
-    except Exception as error:  # SQLAlchemy raises many types (ArgumentError, OperationalError, ImportError)
-        raise ValueError(
-            f"--storage {spec!r} cannot be opened ({type(error).__name__}: {error}). Pass a SQLAlchemy URL "
-            "(sqlite:///runs/tune/NAME.db, postgresql://user:pass@host/db) or a journal file (journal:PATH)."
-        ) from error
+    for attempt in range(CREATE_TRIES):
+        try:
+            return RDBStorage(spec, engine_kwargs=engine_kwargs, **hb)
+        except (IntegrityError, OperationalError):
+            # workers that start together race to create the schema (or lock SQLite): the next try finds it
+            if attempt == CREATE_TRIES - 1:
+                raise
+            time.sleep(0.5 + random.random())
+        except Exception as error:  # SQLAlchemy raises many types (ArgumentError, ImportError, ...)
+            raise ValueError(
+                f"--storage {spec!r} cannot be opened ({type(error).__name__}: {error}). Pass a SQLAlchemy URL "
+                "(sqlite:///runs/tune/NAME.db, postgresql://user:pass@host/db) or a journal file (journal:PATH)."
+            ) from error
+    raise AssertionError("unreachable")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import ctypes
 import json
 import math
 import os
@@ -24,6 +25,7 @@ from src.tuning.storage import RUN_DIR
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 SKIPPED = "skipped"  # the user attribute of a trial asked for after the study had its trials
+PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent dies
 STOP_TIMEOUT_S = 120  # how long a trial's run may take to save its checkpoint when the worker is stopped
 
 
@@ -57,6 +59,12 @@ def last_logged(metrics_csv: Path, metric: str) -> float | None:
             )
         values = [row[metric] for row in reader if row.get(metric) not in (None, "")]
     return float(values[-1]) if values else None
+
+
+def _stop_with_parent() -> None:
+    """Linux: the trial's run gets SIGTERM (saves last.ckpt, exits) when its worker dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -158,7 +166,9 @@ class TrialRunner:
 
     @staticmethod
     def _run(command: list[str], env: dict[str, str], log: IO[str]) -> int:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_stop_with_parent
+        )
         try:
             return proc.wait()
         except BaseException:  # the worker is stopped: the run saves last.ckpt on SIGTERM, then ends
