@@ -67,7 +67,7 @@ def spread(values: list[float]) -> str:
 def compare(study: str, seeds: list[int], jobs: int, extra: list[str]) -> None:
     """Train the default and the study's best.yaml with each seed; write the table to BENCHMARKS.md.
 
-    With ``extra`` flags (a smoke run) the table is printed, not written.
+    With ``extra`` flags (a smoke run) the table is printed; nothing is written.
     """
     study_dir = ROOT / "runs" / "tune" / study
     best = study_dir / "best.yaml"
@@ -98,7 +98,7 @@ def compare(study: str, seeds: list[int], jobs: int, extra: list[str]) -> None:
     header = best.read_text().splitlines()[0].lstrip("# ")
     FIGURES.mkdir(exist_ok=True)
     for plot in ("history", "importances", "slice"):
-        if (study_dir / "plots" / f"{plot}.png").is_file():
+        if not extra and (study_dir / "plots" / f"{plot}.png").is_file():
             shutil.copy(study_dir / "plots" / f"{plot}.png", FIGURES / f"tune_digits_{plot}.png")
     body = (
         f"### Optuna search of the default digits run\n\n{header}\n\n"

@@ -12,6 +12,7 @@ to resume. At the end the worker prints a summary table, draws Optuna's plots an
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -134,7 +135,7 @@ def write_outputs(study: optuna.Study, space: SearchSpace, base_args: list[str],
         f"`python -m src.train --config {study_dir / 'best.yaml'}`.\n"
     )
     path = study_dir / "best.yaml"
-    tmp = path.with_suffix(".yaml.tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(header + dump(config))
     tmp.replace(path)  # workers finishing together each write the whole file
     print(f"[tune] best.yaml: {path}")

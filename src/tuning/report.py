@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -88,8 +89,9 @@ def save_plots(study: optuna.Study, folder: Path) -> dict[str, str]:
             continue
         axes = axes.flat[0] if hasattr(axes, "flat") else axes
         figure = axes.figure
-        path = folder / f"{name}.png"
-        figure.savefig(path, dpi=100, bbox_inches="tight")
+        path, tmp = folder / f"{name}.png", folder / f"{name}.{os.getpid()}.png"
+        figure.savefig(tmp, dpi=100, bbox_inches="tight")
+        tmp.replace(path)  # workers finishing together each write a whole file
         plt.close(figure)
         written[name] = str(path)
     return written
