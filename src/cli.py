@@ -302,9 +302,9 @@ class WGANCLI(LightningCLI):
                 self.model.hparams[net] = model_config[net]
 
 
-def build_cli(args: list[str] | None = None, **kwargs: Any) -> WGANCLI:
-    """Parse ``args`` (default: ``sys.argv``) and instantiate the trainer, model and datamodule."""
-    return WGANCLI(
+def build_cli(args: list[str] | None = None, cli_class: type[WGANCLI] = WGANCLI, **kwargs: Any) -> WGANCLI:
+    """Parse ``args`` (default: ``sys.argv``) and instantiate the trainer, model and datamodule (``cli_class``)."""
+    return cli_class(
         WGANGP,
         pl.LightningDataModule,
         subclass_mode_model=True,  # e.g. model.class_path: src.models.CompetitiveWGAN

@@ -32,6 +32,14 @@ TOY = [
     "--samples.every_n_epochs=1000",
 ]
 
+# A toy trial for src.tune: the TOY run with its W1 metric (200 points, every epoch of 5 generator steps), 15 steps.
+TOY_TUNE = [
+    *(a for a in TOY if a not in ("--quality=null",)),
+    "--quality.init_args.num_points=200",
+    "--model.max_generator_steps=15",
+    "--trainer.enable_model_summary=false",
+]
+
 
 def toy_model(n_critic: int = 5, hidden: int = 32, **kwargs: Any) -> WGANGP:
     """A small MLP WGAN for 2-D data."""
@@ -65,10 +73,12 @@ def trainer(tmp_path: Path, callbacks: list | None = None, **kwargs: Any) -> pl.
     return pl.Trainer(callbacks=[GradientPenalty()] if callbacks is None else callbacks, **defaults)
 
 
-def run_cli(args: list[str], cwd: Path = REPO_ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run ``python -m src.train ARGS`` as a user would; fail with its output if it fails."""
+def run_cli(
+    args: list[str], cwd: Path = REPO_ROOT, timeout: int = 600, module: str = "src.train"
+) -> subprocess.CompletedProcess:
+    """Run ``python -m MODULE ARGS`` as a user would; fail with its output if it fails."""
     proc = subprocess.run(
-        [sys.executable, "-m", "src.train", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
     )
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     return proc

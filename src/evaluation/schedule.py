@@ -61,6 +61,11 @@ class ScheduledEvaluation(Callback):
         """
         raise NotImplementedError(f"{type(self).__name__} must implement measure()")
 
+    @property
+    def last_eval_step(self) -> int | None:
+        """The global step of the last measurement in this fit (``None`` before the first)."""
+        return self._last_eval_step
+
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._evaluated_in_fit = False

@@ -3,8 +3,9 @@
 Every checkpoint the CLI writes holds the run's resolved config (:data:`RUN_CONFIG_KEY`, YAML text; older
 checkpoints fall back to ``<run>/config.yaml``). A checkpoint is resumed only when that config equals this
 run's, except for the settings in :data:`MAY_CHANGE_ON_RESUME`: how long to train, where and how often to save,
-what to display. Any other difference (a learning rate, the precision, the data) is refused with the list of
-differences, because the restored optimizers, schedulers and counters would silently keep the old values.
+what to display; and the device or node count when the global batch stays the same. Any other difference (a
+learning rate, the precision, the data) is refused with the list of differences, because the restored
+optimizers, schedulers and counters would silently keep the old values.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ MAY_CHANGE_ON_RESUME = re.compile(
     r"|trainer\.logger(\.\d+)?\.init_args\.(version|save_dir)|trainer\.(log_every_n_steps|enable_progress_bar)"
     r"|trainer\.enable_model_summary|(checkpoint|preemption|samples)\..*"
 )
+# The device count may change on resuming (a cluster's allocation varies between requeues) when the global batch
+# stays the same: with data.global_batch_size set, or with the same number of processes.
+TOPOLOGY = re.compile(r"trainer\.(devices|num_nodes|strategy)")
+GLOBAL_BATCH = "data.init_args.global_batch_size"
 CSV_LOGGER = "lightning.pytorch.loggers.CSVLogger"
 RESUMABLE_CSV_LOGGER = "src.utils.csv_logger.ResumableCSVLogger"
 
@@ -70,10 +75,32 @@ def _comparable(config: dict[str, Any], ignore_seed: bool) -> dict[str, Any]:
     return flat
 
 
+def _processes(flat: dict[str, Any]) -> int | None:
+    """The number of processes a config asks for (devices × nodes); ``None`` when it depends on the machine."""
+    devices, nodes = flat.get("trainer.devices", "auto"), int(flat.get("trainer.num_nodes") or 1)
+    text = ",".join(map(str, devices)) + "," if isinstance(devices, list) else str(devices).strip()
+    if not re.fullmatch(r"\d+(,\d*)*", text) or text == "0":
+        return None
+    return (int(text) if "," not in text else len([d for d in text.split(",") if d])) * nodes
+
+
+def _topology_may_change(old: dict[str, Any], new: dict[str, Any], keys: list[str]) -> bool:
+    """Whether a change of the device count, node count or DDP strategy keeps the global batch."""
+    plain = ("auto", "ddp", "ddp_find_unused_parameters_true", "ddp_spawn")
+    if any(k.endswith("strategy") and not {old.get(k), new.get(k)} <= set(plain) for k in keys):
+        return False  # a configured strategy (FSDP, a class) is not a change of device count
+    if new.get(GLOBAL_BATCH) is not None and old.get(GLOBAL_BATCH) == new.get(GLOBAL_BATCH):
+        return True
+    return _processes(old) is not None and _processes(old) == _processes(new)
+
+
 def config_differences(
     saved: dict[str, Any], current: dict[str, Any], ignore_seed: bool = False
 ) -> tuple[list[str], list[str]]:
     """What differs between a saved run config and this run's.
+
+    The device and node counts (and the DDP strategy they choose) may change when the global batch stays the
+    same: ``data.global_batch_size`` is set, or the number of processes is unchanged.
 
     Args:
         saved: The run config of the checkpoint (a parsed ``config.yaml``).
@@ -81,15 +108,24 @@ def config_differences(
         ignore_seed: This run asked for a random seed (``seed_everything: true``), so any saved seed fits.
 
     Returns:
-        ``(differences, run_length_changes)``: lines ``"key: <saved> in the run, <current> now"``; the first
-        list holds the settings that must match, the second the run length, which may change.
+        ``(differences, allowed_changes)``: lines ``"key: <saved> in the run, <current> now"``; the first
+        list holds the settings that must match, the second the run length and device count, which may change.
     """
     old, new = _comparable(saved, ignore_seed), _comparable(current, ignore_seed)
     lines: dict[bool, list[str]] = {True: [], False: []}
-    for key in sorted(old.keys() | new.keys()):
-        if old.get(key, "<unset>") != new.get(key, "<unset>"):
-            line = f"{key}: {old.get(key, '<unset>')!r} in the run, {new.get(key, '<unset>')!r} now"
-            lines[bool(RUN_LENGTH.fullmatch(key))].append(line)
+    changed = [
+        key for key in sorted(old.keys() | new.keys()) if old.get(key, "<unset>") != new.get(key, "<unset>")
+    ]
+    topology = [key for key in changed if TOPOLOGY.fullmatch(key)]
+    topology_ok = bool(topology) and _topology_may_change(old, new, topology)
+    for key in changed:
+        line = f"{key}: {old.get(key, '<unset>')!r} in the run, {new.get(key, '<unset>')!r} now"
+        if topology and key == topology[0] and not topology_ok:
+            line += (
+                " (the global batch changes with the device count: set data.global_batch_size to resume on "
+                "another number of devices or nodes)"
+            )
+        lines[bool(RUN_LENGTH.fullmatch(key)) or (key in topology and topology_ok)].append(line)
     return lines[False], lines[True]
 
 
@@ -205,7 +241,7 @@ def check_resumed_config(ckpt: Path, current: dict[str, Any], ignore_seed: bool 
             "the run's own settings (--config <its run directory>/config.yaml), or start a new run."
         )
     if length:
-        rank_zero_info(f"Resuming {ckpt} with a new run length: {_listed(length)}.")
+        rank_zero_info(f"Resuming {ckpt} with a new run length or device count: {_listed(length)}.")
 
 
 def resolve_resume(config: Any, current: dict[str, Any], ignore_seed: bool = False) -> Path | None:
@@ -264,7 +300,7 @@ def resolve_resume(config: Any, current: dict[str, Any], ignore_seed: bool = Fal
         if not differences:
             _log_into_run(logger, ckpt)
             config.ckpt_path = str(ckpt)
-            changed = f" with a new run length: {_listed(length)}" if length else ""
+            changed = f" with a new run length or device count: {_listed(length)}" if length else ""
             rank_zero_info(f"--ckpt_path {mode}: resuming {ckpt}{changed}.")
             return ckpt
         if closest is None or len(differences) < len(closest[1]):
@@ -285,8 +321,8 @@ def resolve_resume(config: Any, current: dict[str, Any], ignore_seed: bool = Fal
             "there is nothing to resume), or pass a checkpoint file (--ckpt_path path/to/file.ckpt)."
         )
     raise CheckpointMismatchError(
-        f"--ckpt_path last: {reason}. Only the run length may change on resuming: the restored optimizers, "
-        "schedulers and counters would keep the old settings. Resume with the run's own settings (--config <its "
+        f"--ckpt_path last: {reason}. Only the run length (and the device count, when the global batch stays) may "
+        "change on resuming: the restored optimizers, schedulers and counters would keep the old settings. Resume with the run's own settings (--config <its "
         "run directory>/config.yaml --ckpt_path last), or start a new run (without --ckpt_path, or with "
         "--ckpt_path auto)."
     )
