@@ -152,7 +152,7 @@ class WGANGP(SamplingMixin, SafeLoadingMixin, pl.LightningModule):
 
     @override
     def training_step(self, batch: Any, batch_idx: int) -> None:
-        real, labels = split_batch(batch, self.num_classes)  # (B, ...), (B,) or None
+        real, labels = self.condition(batch)  # (B, ...), and labels (B,), an LR image (B, C, h, w) or None
         critic = self._critic_fn(labels)  # x -> scores (B,), given the batch's labels
         g_opt, c_opt = self.optimizers()
         log = self._should_log()
@@ -184,17 +184,40 @@ class WGANGP(SamplingMixin, SafeLoadingMixin, pl.LightningModule):
             self._log_train(values, regularizer_stats=True)
 
         if self.critic_steps % self.n_critic == 0:
-            self._generator_step(real.shape[0] * self.generator_batch_multiple, g_opt, log)
+            self._generator_step(real.shape[0] * self.generator_batch_multiple, g_opt, log, real, labels)
 
-    def _generator_step(self, batch_size: int, g_opt: Any, log: bool) -> None:
+    def condition(self, batch: Any) -> tuple[Tensor, Tensor | None]:
+        """The real samples (B, ...) of a batch and what the networks are conditioned on (``None``: nothing).
+
+        Here the class labels (B,) of a conditional model; :class:`~src.models.SuperResolutionWGAN` returns the
+        low-resolution image paired with each real one.
+        """
+        return split_batch(batch, self.num_classes)
+
+    def generator_condition(self, condition: Tensor | None, batch_size: int) -> Tensor | None:
+        """What the generator step conditions on, given the batch's ``condition``: here fresh uniform labels."""
+        return self.random_labels(batch_size)  # (B,) uniform classes, or None
+
+    def generator_losses(
+        self, fake: Tensor, real: Tensor, condition: Tensor | None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The generator's loss on ``fake`` (generated given ``condition``), and extra terms to log.
+
+        Here the adversarial loss plus, for an AC-GAN critic, its classifier term; ``real`` is the critic
+        step's real batch (a subclass may compare with it, e.g. a content loss).
+        """
+        scores, logits = self.critic_outputs(fake, condition)  # (B,)
+        aux = aux_classifier.terms(self.critic, logits, condition, "generator")  # AC-GAN: CE on the fakes
+        return losses.generator_loss(self.loss, scores) + sum(aux.values()), {}
+
+    def _generator_step(
+        self, batch_size: int, g_opt: Any, log: bool, real: Tensor, condition: Tensor | None = None
+    ) -> None:
         self.critic.requires_grad_(False)  # the critic is frozen during the generator step
         try:
-            labels = self.random_labels(batch_size)  # (B,) uniform classes, or None
-            scores, logits = self.critic_outputs(
-                self.generate(self.noise(batch_size), labels), labels
-            )  # (B,)
-            aux = aux_classifier.terms(self.critic, logits, labels, "generator")  # AC-GAN: CE on the fakes
-            gen_loss = losses.generator_loss(self.loss, scores) + sum(aux.values())
+            labels = self.generator_condition(condition, batch_size)
+            fake = self.generate(self.noise(batch_size), labels)
+            gen_loss, extra = self.generator_losses(fake, real, labels)
             where = f"generator step {self.generator_steps + 1} (after critic step {self.critic_steps})"
             self._guard_finite(log, where, gen_loss=gen_loss)
             g_opt.zero_grad(set_to_none=True)
@@ -208,7 +231,7 @@ class WGANGP(SamplingMixin, SafeLoadingMixin, pl.LightningModule):
         if log:
             g_lr = g_opt.param_groups[0]["lr"] if hasattr(g_opt, "param_groups") else float("nan")
             c_lr = self.optimizers()[1].param_groups[0]["lr"]
-            values = {"gen_loss": gen_loss, "gen_grad_norm": gen_grad_norm, "lr_generator": g_lr}
+            values = {"gen_loss": gen_loss, "gen_grad_norm": gen_grad_norm, "lr_generator": g_lr, **extra}
             self._log_train({**values, "lr_critic": c_lr, "generator_steps": float(self.generator_steps)})
         self._log_progress()
 
