@@ -29,6 +29,7 @@ SR_TINY = [
     "--data.stride=64",
     "--data.batch_size=4",
     "--trainer.limit_train_batches=3",
+    "--trainer.val_check_interval=1.0",
     "--trainer.enable_progress_bar=false",
     "--model.max_generator_steps=3",
 ]
