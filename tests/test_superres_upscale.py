@@ -149,3 +149,56 @@ def test_cli_refuses_bad_input_clearly(checkpoint: Path, tmp_path: Path) -> None
     torch.save({"state_dict": {}, "hyper_parameters": {"generator": {}}}, not_sr)
     proc = _upscale("--ckpt", str(not_sr), "--input", str(rgba), "--output", "o")
     assert proc.returncode == 2 and "is not a super-resolution checkpoint" in proc.stderr
+
+
+@pytest.mark.slow  # two CLI runs: about a minute on two cores
+def test_celeba_sr_config_and_a_folder_of_images_train(tmp_path: Path) -> None:
+    from tests.fakedata import write_celeba, write_image_folder
+
+    write_celeba(tmp_path / "celeba_data", partition=(8, 4, 4), text_files=False)  # a plain folder of JPEGs
+    write_image_folder(tmp_path / "images", n=12, corrupt=0)
+    tiny = [
+        "--model.generator.init_args.dim=8",
+        "--model.generator.init_args.num_blocks=1",
+        "--model.critic.init_args.dim=8",
+        "--data.batch_size=4",
+        "--model.max_generator_steps=1",
+        "--trainer.val_check_interval=1.0",
+        "--trainer.limit_train_batches=5",
+        "--trainer.enable_progress_bar=false",
+        f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
+    ]
+    run_cli(
+        [
+            "--config",
+            "configs/celeba_sr.yaml",
+            f"--data.data_dir={tmp_path / 'celeba_data'}",
+            "--data.num_workers=0",
+            *tiny,
+        ],
+        timeout=300,
+    )
+    folder = [
+        "--config",
+        "configs/superres.yaml",
+        "--data=src.data.ImageFolderDataModule",
+        f"--data.data_dir={tmp_path / 'images'}",
+        "--data.image_size=32",
+        "--data.val_fraction=0.25",
+        "--data.test_fraction=0.25",
+        "--model.generator.init_args.dim=8",
+        "--model.generator.init_args.num_blocks=1",
+        "--model.critic.init_args.dim=8",
+        "--data.batch_size=2",
+        "--model.max_generator_steps=1",
+        "--trainer.val_check_interval=1.0",
+        "--trainer.limit_train_batches=5",
+        "--trainer.enable_progress_bar=false",
+        f"--trainer.logger.init_args.save_dir={tmp_path / 'runs'}",
+    ]
+    run_cli(folder, timeout=300)
+    for name in ("celeba_sr", "superres"):
+        run = tmp_path / "runs" / name / "version_0"
+        header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
+        assert {"test/psnr", "test/psnr_bicubic", "test/ssim", "test/sharpness"} <= set(header), name
+        assert list((run / "superres").glob("test-gen_step=*.png")), name

@@ -64,7 +64,7 @@ class SuperResolutionQuality(ScheduledEvaluation):
     Args:
         every_n_epochs: Evaluate every this many epochs during fit.
         num_pictures: Crops in the picture (0: no picture).
-        max_batches: Held-out batches measured (``None``: the whole split).
+        max_batches: Validation batches measured (``None``: the whole split); the test split is always measured whole.
     """
 
     prog_bar_metric = "psnr"
@@ -102,7 +102,7 @@ class SuperResolutionQuality(ScheduledEvaluation):
         sums: dict[str, float] = {}
         count, shown = 0, []
         for index, batch in enumerate(self._loader(trainer, stage)):
-            if self.max_batches is not None and index >= self.max_batches:
+            if stage == "val" and self.max_batches is not None and index >= self.max_batches:
                 break
             batch = pl_module.transfer_batch_to_device(batch, pl_module.device, 0)
             hr, lr = pl_module.condition(batch)
