@@ -186,38 +186,21 @@ class WGANGP(SamplingMixin, SafeLoadingMixin, pl.LightningModule):
         if self.critic_steps % self.n_critic == 0:
             self._generator_step(real.shape[0] * self.generator_batch_multiple, g_opt, log, real, labels)
 
-    def condition(self, batch: Any) -> tuple[Tensor, Tensor | None]:
-        """The real samples (B, ...) of a batch and what the networks are conditioned on (``None``: nothing).
-
-        Here the class labels (B,) of a conditional model; :class:`~src.models.SuperResolutionWGAN` returns the
-        low-resolution image paired with each real one.
-        """
-        return split_batch(batch, self.num_classes)
-
-    def generator_condition(self, condition: Tensor | None, batch_size: int) -> Tensor | None:
-        """What the generator step conditions on, given the batch's ``condition``: here fresh uniform labels."""
-        return self.random_labels(batch_size)  # (B,) uniform classes, or None
-
-    def generator_losses(
-        self, fake: Tensor, real: Tensor, condition: Tensor | None
-    ) -> tuple[Tensor, dict[str, Tensor]]:
-        """The generator's loss on ``fake`` (generated given ``condition``), and extra terms to log.
-
-        Here the adversarial loss plus, for an AC-GAN critic, its classifier term; ``real`` is the critic
-        step's real batch (a subclass may compare with it, e.g. a content loss).
-        """
+    def generator_losses(self, fake: Tensor, real: Tensor, condition: Tensor | None) -> tuple[Tensor, dict]:
+        """The generator's loss on ``fake`` (adversarial, plus AC-GAN's term) and extra values to log."""
         scores, logits = self.critic_outputs(fake, condition)  # (B,)
         aux = aux_classifier.terms(self.critic, logits, condition, "generator")  # AC-GAN: CE on the fakes
         return losses.generator_loss(self.loss, scores) + sum(aux.values()), {}
 
     def _generator_step(
-        self, batch_size: int, g_opt: Any, log: bool, real: Tensor, condition: Tensor | None = None
+        self, batch_size: int, g_opt: Any, log: bool, real: Tensor, condition: Any = None
     ) -> None:
         self.critic.requires_grad_(False)  # the critic is frozen during the generator step
         try:
             labels = self.generator_condition(condition, batch_size)
-            fake = self.generate(self.noise(batch_size), labels)
-            gen_loss, extra = self.generator_losses(fake, real, labels)
+            gen_loss, extra = self.generator_losses(
+                self.generate(self.noise(batch_size), labels), real, labels
+            )
             where = f"generator step {self.generator_steps + 1} (after critic step {self.critic_steps})"
             self._guard_finite(log, where, gen_loss=gen_loss)
             g_opt.zero_grad(set_to_none=True)
