@@ -91,6 +91,7 @@ def _upscale(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # a CLI training run (module fixture) and three upscale processes
 def test_cli_upscales_an_image_and_a_folder_to_png(checkpoint: Path, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     image = tmp_path / "in" / "photo.jpg"
@@ -129,6 +130,7 @@ def test_cli_upscales_an_image_and_a_folder_to_png(checkpoint: Path, tmp_path: P
     assert Image.open(tmp_path / "out/sub/b_x2.png").size == (80, 18)
 
 
+@pytest.mark.slow  # four upscale processes, each starting torch
 def test_cli_refuses_bad_input_clearly(checkpoint: Path, tmp_path: Path) -> None:
     rgba = tmp_path / "alpha.png"
     Image.new("RGBA", (12, 12), (10, 20, 30, 128)).save(rgba)
