@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -90,7 +91,16 @@ class SuperResolutionQuality(ScheduledEvaluation):
             trainer.log_dir
         )  # a broadcast under DDP: read on every rank, not in the rank-zero write
 
-    def _loader(self, trainer: pl.Trainer, stage: str) -> object:
+    def _picks(self, loader: Any, limit: int | None) -> list[int]:
+        """Indices of the pictured crops: ``num_pictures`` spread evenly over the crops measured."""
+        total = len(loader.dataset) if hasattr(loader, "dataset") else self.num_pictures
+        if limit is not None and getattr(loader, "batch_size", None):
+            total = min(total, limit * loader.batch_size)
+        if self.num_pictures == 0 or total == 0:
+            return []
+        return sorted({round(float(i)) for i in torch.linspace(0, total - 1, min(self.num_pictures, total))})
+
+    def _loader(self, trainer: pl.Trainer, stage: str) -> Any:
         datamodule = trainer.datamodule
         if datamodule is None:
             raise ValueError("SuperResolutionQuality needs a datamodule with val and test loaders")
@@ -101,8 +111,11 @@ class SuperResolutionQuality(ScheduledEvaluation):
         start = time.perf_counter()
         sums: dict[str, float] = {}
         count, shown = 0, []
-        for index, batch in enumerate(self._loader(trainer, stage)):
-            if stage == "val" and self.max_batches is not None and index >= self.max_batches:
+        loader = self._loader(trainer, stage)
+        limit = self.max_batches if stage == "val" else None
+        picks = self._picks(loader, limit)  # crop indices spread evenly over the measured crops
+        for index, batch in enumerate(loader):
+            if limit is not None and index >= limit:
                 break
             batch = pl_module.transfer_batch_to_device(batch, pl_module.device, 0)
             hr, lr = pl_module.condition(batch)
@@ -111,9 +124,10 @@ class SuperResolutionQuality(ScheduledEvaluation):
                 values = sr_metrics(images, hr)
                 for key, value in values.items():
                     sums[key + name] = sums.get(key + name, 0.0) + float(value.sum())
+            rows = [i - count for i in picks if count <= i < count + hr.shape[0]]
+            if rows:
+                shown.append(tuple(t[rows] for t in (lr, bicubic, sr, hr)))
             count += hr.shape[0]
-            if sum(len(s[0]) for s in shown) < self.num_pictures:
-                shown.append((lr, bicubic, sr, hr))
         if count == 0:
             raise ValueError(f"SuperResolutionQuality: the {stage} split has no crops")
         result = {}
@@ -122,7 +136,7 @@ class SuperResolutionQuality(ScheduledEvaluation):
             result[f"ssim{name}"] = sums[f"ssim{name}"] / count
             result[f"sharpness{name}"] = sums[f"grad{name}"] / max(sums[f"grad_hr{name}"], 1e-12)
         if shown and trainer.is_global_zero:
-            parts = [torch.cat(p)[: self.num_pictures] for p in zip(*shown)]
+            parts = [torch.cat(p) for p in zip(*shown)]
             self.write_picture(trainer, pl_module, stage, comparison_picture(*parts))
         self.last_duration_s = time.perf_counter() - start
         return result
