@@ -212,3 +212,23 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path: Path) -> None:
     )
     for (name, value), other in zip(resumed.state_dict().items(), straight.state_dict().values()):
         torch.testing.assert_close(value, other, msg=name)  # generator, critic and the EMA generator
+
+
+def test_the_picture_goes_to_a_logger_that_takes_images(tmp_path: Path) -> None:
+    from lightning.pytorch.loggers import CSVLogger
+
+    class ImageLogger(CSVLogger):  # the WandbLogger API the callback calls
+        def __init__(self, save_dir: Path) -> None:
+            super().__init__(save_dir)
+            self.images: list[tuple[str, list, int]] = []
+
+        def log_image(self, key: str, images: list, step: int) -> None:
+            self.images.append((key, images, step))
+
+    logger = ImageLogger(tmp_path)
+    quality = SuperResolutionQuality(num_pictures=2)
+    t = trainer(tmp_path, callbacks=[quality], logger=logger, limit_test_batches=1)
+    t.test(sr_model(scale=4), photos(), verbose=False)
+    (key, images, _), *_ = logger.images
+    width, height = Image.open(quality.last_picture).size
+    assert key == "test/superres" and tuple(images[0].shape) == (3, height, width)
