@@ -71,8 +71,12 @@ class SampleGrid(Callback):
         self.write(trainer, pl_module)
 
     @rank_zero_only
-    def write(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Path:
-        """Render and save one grid or scatter plot now; returns its path."""
+    def write(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Path | None:
+        """Render and save one grid or scatter plot now; returns its path (``None`` for a model that does not sample from noise)."""
+        if not getattr(
+            pl_module, "samples_from_noise", True
+        ):  # super-resolution: its evaluation draws pictures
+            return None
         step = getattr(pl_module, "generator_steps", trainer.global_step)
         path = self._dir(trainer) / f"epoch={trainer.current_epoch:04d}-gen_step={step:06d}.png"
         if step == self._last_step and self.last_path is not None:

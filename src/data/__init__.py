@@ -7,6 +7,7 @@ from src.data.digits import DigitsDataModule
 from src.data.errors import DatasetNotFoundError
 from src.data.folder import ImageFolderDataModule
 from src.data.mnist import MNISTDataModule
+from src.data.sample_photos import SamplePhotosDataModule
 from src.data.text import TextDataModule
 from src.data.toy import Toy2DDataModule
 from src.data.vocabulary import Vocabulary
@@ -19,6 +20,7 @@ __all__ = [
     "ImageDataModule",
     "ImageFolderDataModule",
     "MNISTDataModule",
+    "SamplePhotosDataModule",
     "TextDataModule",
     "Toy2DDataModule",
     "Vocabulary",

@@ -5,7 +5,8 @@ Depends on ``src.data``, ``src.metrics`` and ``src.utils`` only; never on ``src.
 
 from src.evaluation.image_quality import ImageQuality
 from src.evaluation.schedule import ScheduledEvaluation
+from src.evaluation.superres_quality import SuperResolutionQuality
 from src.evaluation.text_quality import TextQuality
 from src.evaluation.toy_metrics import ToyMetrics
 
-__all__ = ["ImageQuality", "ScheduledEvaluation", "TextQuality", "ToyMetrics"]
+__all__ = ["ImageQuality", "ScheduledEvaluation", "SuperResolutionQuality", "TextQuality", "ToyMetrics"]

@@ -5,14 +5,14 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Iterator
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
 from src.models.ema import standing_statistics
-from src.nets.labels import as_labels
+from src.nets.labels import as_labels, split_batch
 
 SampleBN = Literal["running", "batch"]
 SAMPLE_BN: tuple[str, ...] = ("running", "batch")
@@ -77,6 +77,17 @@ class SamplingMixin:
     def random_labels(self, n: int) -> Tensor | None:
         """Uniform class labels (n,) for a conditional model; ``None`` for an unconditional one."""
         return torch.randint(self.num_classes, (n,), device=self.device) if self.num_classes else None
+
+    def condition(self, batch: Any) -> tuple[Tensor, Tensor | None]:
+        """A batch's real samples (B, ...) and what the networks are conditioned on: labels (B,) or ``None``.
+
+        :class:`~src.models.SuperResolutionWGAN` returns the LR image paired with each HR one instead.
+        """
+        return split_batch(batch, self.num_classes)
+
+    def generator_condition(self, condition: Tensor | None, batch_size: int) -> Tensor | None:
+        """The generator step's condition, given the batch's: fresh uniform labels (or ``None``)."""
+        return self.random_labels(batch_size)
 
     def generate(
         self, noise: Tensor, labels: Tensor | None = None, generator: nn.Module | None = None

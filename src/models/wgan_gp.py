@@ -157,7 +157,7 @@ class WGANGP(EvaluationRNGMixin, SamplingMixin, SafeLoadingMixin, pl.LightningMo
 
     @override
     def training_step(self, batch: Any, batch_idx: int) -> None:
-        real, labels = split_batch(batch, self.num_classes)  # (B, ...), (B,) or None
+        real, labels = self.condition(batch)  # (B, ...), and labels (B,), an LR image (B, C, h, w) or None
         critic = self._critic_fn(labels)  # x -> scores (B,), given the batch's labels
         g_opt, c_opt = self.optimizers()
         log = self._should_log()
@@ -190,17 +190,23 @@ class WGANGP(EvaluationRNGMixin, SamplingMixin, SafeLoadingMixin, pl.LightningMo
             self._log_train(values, regularizer_stats=True)
 
         if self.critic_steps % self.n_critic == 0:
-            self._generator_step(real.shape[0] * self.generator_batch_multiple, g_opt, log)
+            self._generator_step(real.shape[0] * self.generator_batch_multiple, g_opt, log, real, labels)
 
-    def _generator_step(self, batch_size: int, g_opt: Any, log: bool) -> None:
+    def generator_losses(self, fake: Tensor, real: Tensor, condition: Tensor | None) -> tuple[Tensor, dict]:
+        """The generator's loss on ``fake`` (adversarial, plus AC-GAN's term) and extra values to log."""
+        scores, logits = self.critic_outputs(fake, condition)  # (B,)
+        aux = aux_classifier.terms(self.critic, logits, condition, "generator")  # AC-GAN: CE on the fakes
+        return losses.generator_loss(self.loss, scores) + sum(aux.values()), {}
+
+    def _generator_step(
+        self, batch_size: int, g_opt: Any, log: bool, real: Tensor, condition: Any = None
+    ) -> None:
         self.critic.requires_grad_(False)  # the critic is frozen during the generator step
         try:
-            labels = self.random_labels(batch_size)  # (B,) uniform classes, or None
-            scores, logits = self.critic_outputs(
-                self.generate(self.noise(batch_size), labels), labels
-            )  # (B,)
-            aux = aux_classifier.terms(self.critic, logits, labels, "generator")  # AC-GAN: CE on the fakes
-            gen_loss = losses.generator_loss(self.loss, scores) + sum(aux.values())
+            labels = self.generator_condition(condition, batch_size)
+            gen_loss, extra = self.generator_losses(
+                self.generate(self.noise(batch_size), labels), real, labels
+            )
             where = f"generator step {self.generator_steps + 1} (after critic step {self.critic_steps})"
             self._guard_finite(log, where, gen_loss=gen_loss)
             g_opt.zero_grad(set_to_none=True)
@@ -214,7 +220,7 @@ class WGANGP(EvaluationRNGMixin, SamplingMixin, SafeLoadingMixin, pl.LightningMo
         if log:
             g_lr = g_opt.param_groups[0]["lr"] if hasattr(g_opt, "param_groups") else float("nan")
             c_lr = self.optimizers()[1].param_groups[0]["lr"]
-            values = {"gen_loss": gen_loss, "gen_grad_norm": gen_grad_norm, "lr_generator": g_lr}
+            values = {"gen_loss": gen_loss, "gen_grad_norm": gen_grad_norm, "lr_generator": g_lr, **extra}
             self._log_train({**values, "lr_critic": c_lr, "generator_steps": float(self.generator_steps)})
         self._log_progress()
 

@@ -11,6 +11,7 @@ from src.nets.dcgan import DCGANCritic, DCGANGenerator
 from src.nets.language import LanguageCritic, LanguageGenerator
 from src.nets.mlp import MLPCritic, MLPGenerator
 from src.nets.resnet import ResNetCritic, ResNetGenerator
+from src.nets.superres import PatchCritic, SRResNetGenerator
 
 __all__ = [
     "ACGANResNetCritic",
@@ -22,8 +23,10 @@ __all__ = [
     "LanguageGenerator",
     "MLPCritic",
     "MLPGenerator",
+    "PatchCritic",
     "ProjectionDCGANCritic",
     "ProjectionResNetCritic",
     "ResNetCritic",
     "ResNetGenerator",
+    "SRResNetGenerator",
 ]
