@@ -159,6 +159,7 @@ def test_an_explicit_version_that_exists_is_refused_unless_resuming(tmp_path: Pa
 
 
 # --------------------------------------------------------------- item 2: W&B runs get their own run directory
+@pytest.mark.slow  # two runs with W&B's service process
 def test_wandb_runs_get_their_own_folders_and_load_run_uses_the_checkpoints_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recwarn: pytest.WarningsRecorder
 ) -> None:

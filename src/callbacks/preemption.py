@@ -100,9 +100,8 @@ class PreemptionCheckpoint(Callback):
             requested = bool(flag.item())
         if requested and not trainer.received_sigterm:
             self.stop_signal = signal.SIGINT
-            trainer._signal_connector.received_sigterm = (
-                True  # Lightning raises SIGTERMException after this batch
-            )
+            # Lightning's own SIGTERM flag (no public setter): it raises SIGTERMException after this batch
+            trainer._signal_connector.received_sigterm = True
 
     def _install(self, signum: int, handler: object, replaceable: tuple) -> None:
         previous = signal.getsignal(signum)
