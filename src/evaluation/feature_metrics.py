@@ -63,6 +63,9 @@ class SplitInceptionScore(InceptionScore):
 class PrecisionRecall(Metric):
     """Improved precision and recall (Kynkäänniemi et al. 2019) on features, with torch-fidelity's math.
 
+    The feature space is the caller's: :class:`~src.evaluation.ImageQuality` feeds the digits CNN's features,
+    Inception's pool3, or VGG-16's fc2 (``precision_recall_features: vgg16``, the paper's space).
+
     Precision: the share of generated samples inside the k-NN ball (k = ``neighborhood``) of some real sample;
     recall: the share of real samples inside the ball of some generated sample. The features of all ranks are
     gathered before computing (torchmetrics' ``cat`` sync), so the value equals the single-process one. The
