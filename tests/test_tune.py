@@ -163,7 +163,13 @@ def _wait_for_no_process_naming(text: str, timeout: float = 120) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        pytest.param(signal.SIGTERM, id="sigterm"),
+        pytest.param(signal.SIGKILL, id="sigkill", marks=pytest.mark.heavy),  # waits out the heartbeats too
+    ],
+)
 def test_killed_study_resumes_the_killed_trial(tmp_path: Path, how: signal.Signals) -> None:
     slow = (
         '--trainer.callbacks+={"class_path": "tests.slow_epochs.SlowEpochs", "init_args": {"seconds": 0.4}}'
