@@ -27,6 +27,7 @@ from src.utils.checkpoint import (
     load_checkpoint,
     logger_version,
 )
+from src.utils.topology import TOPOLOGY, topology_may_change
 
 RUN_CONFIG_KEY = "run_config"  # the run's resolved config as YAML text, in every checkpoint the CLI writes
 RESUME_MODES = ("last", "auto")
@@ -39,10 +40,6 @@ MAY_CHANGE_ON_RESUME = re.compile(
     r"|trainer\.logger(\.\d+)?\.init_args\.(version|save_dir)|trainer\.(log_every_n_steps|enable_progress_bar)"
     r"|trainer\.enable_model_summary|(checkpoint|preemption|samples)\..*"
 )
-# The device count may change on resuming (a cluster's allocation varies between requeues) when the global batch
-# stays the same: with data.global_batch_size set, or with the same number of processes.
-TOPOLOGY = re.compile(r"trainer\.(devices|num_nodes|strategy)")
-GLOBAL_BATCH = "data.init_args.global_batch_size"
 CSV_LOGGER = "lightning.pytorch.loggers.CSVLogger"
 RESUMABLE_CSV_LOGGER = "src.utils.csv_logger.ResumableCSVLogger"
 
@@ -75,25 +72,6 @@ def _comparable(config: dict[str, Any], ignore_seed: bool) -> dict[str, Any]:
     return flat
 
 
-def _processes(flat: dict[str, Any]) -> int | None:
-    """The number of processes a config asks for (devices × nodes); ``None`` when it depends on the machine."""
-    devices, nodes = flat.get("trainer.devices", "auto"), int(flat.get("trainer.num_nodes") or 1)
-    text = ",".join(map(str, devices)) + "," if isinstance(devices, list) else str(devices).strip()
-    if not re.fullmatch(r"\d+(,\d*)*", text) or text == "0":
-        return None
-    return (int(text) if "," not in text else len([d for d in text.split(",") if d])) * nodes
-
-
-def _topology_may_change(old: dict[str, Any], new: dict[str, Any], keys: list[str]) -> bool:
-    """Whether a change of the device count, node count or DDP strategy keeps the global batch."""
-    plain = ("auto", "ddp", "ddp_find_unused_parameters_true", "ddp_spawn")
-    if any(k.endswith("strategy") and not {old.get(k), new.get(k)} <= set(plain) for k in keys):
-        return False  # a configured strategy (FSDP, a class) is not a change of device count
-    if new.get(GLOBAL_BATCH) is not None and old.get(GLOBAL_BATCH) == new.get(GLOBAL_BATCH):
-        return True
-    return _processes(old) is not None and _processes(old) == _processes(new)
-
-
 def config_differences(
     saved: dict[str, Any], current: dict[str, Any], ignore_seed: bool = False
 ) -> tuple[list[str], list[str]]:
@@ -117,7 +95,7 @@ def config_differences(
         key for key in sorted(old.keys() | new.keys()) if old.get(key, "<unset>") != new.get(key, "<unset>")
     ]
     topology = [key for key in changed if TOPOLOGY.fullmatch(key)]
-    topology_ok = bool(topology) and _topology_may_change(old, new, topology)
+    topology_ok = bool(topology) and topology_may_change(old, new, topology)
     for key in changed:
         line = f"{key}: {old.get(key, '<unset>')!r} in the run, {new.get(key, '<unset>')!r} now"
         if topology and key == topology[0] and not topology_ok:
