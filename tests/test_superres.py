@@ -232,3 +232,24 @@ def test_the_picture_goes_to_a_logger_that_takes_images(tmp_path: Path) -> None:
     (key, images, _), *_ = logger.images
     width, height = Image.open(quality.last_picture).size
     assert key == "test/superres" and tuple(images[0].shape) == (3, height, width)
+
+
+@pytest.mark.slow  # 500 generator steps on 32 px crops
+def test_content_training_beats_bicubic_on_the_held_out_test_crops(tmp_path: Path) -> None:
+    from functools import partial
+
+    torch.manual_seed(0)
+    gen = SRResNetGenerator((3, 32, 32), scale=4, dim=16, num_blocks=2)
+    adam = partial(torch.optim.Adam, lr=1e-3, betas=(0.5, 0.9))
+    model = SuperResolutionWGAN(
+        gen, PatchCritic(dim=8), adversarial_weight=0.0, generator_optimizer=adam, max_generator_steps=500
+    )
+    quality = SuperResolutionQuality(num_pictures=0)
+    t = trainer(tmp_path, callbacks=[quality], max_epochs=100, limit_test_batches=None)
+    data = photos(image_size=32, stride=8, batch_size=16, flip=True)
+    t.fit(model, data)
+    t.test(model, data, verbose=False)
+    m = t.callback_metrics
+    assert m["test/psnr"] > m["test/psnr_bicubic"] + 0.1  # dB
+    assert m["test/ssim"] > m["test/ssim_bicubic"]
+    assert m["test/sharpness"] > m["test/sharpness_bicubic"]
