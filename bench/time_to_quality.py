@@ -33,6 +33,7 @@ import lightning.pytorch as pl
 
 from bench.common import QUIET_LOAD, ROOT, load_average, require_quiet, stamp, write_section
 from src.cli import build_cli
+from src.evaluation import ScheduledEvaluation
 from src.train import report_test_metrics
 
 FIGURES = ROOT / "bench" / "figures"
@@ -69,10 +70,10 @@ class Clock(pl.Callback):
         if trainer.sanity_checking or not hasattr(self, "start"):
             return
         metrics = {k: float(trainer.callback_metrics[k]) for k in self.keys if k in trainer.callback_metrics}
-        if len(metrics) < len(self.keys) or (
-            self.points and self.points[-1]["gen_steps"] == pl_module.generator_steps
-        ):
-            return  # no new evaluation this epoch
+        evaluations = [cb for cb in trainer.callbacks if isinstance(cb, ScheduledEvaluation)]
+        fresh = all(cb.last_eval_step == trainer.global_step for cb in evaluations)
+        if len(metrics) < len(self.keys) or not fresh:
+            return  # no new evaluation this epoch: the logged values are the last evaluation's
         point = {
             "seconds": time.perf_counter() - self.start,
             "gen_steps": pl_module.generator_steps,
