@@ -116,7 +116,13 @@ def run(name: str, flags: list[str], seed: int, root: str, collect: bool = False
         (int(r["step"]) + 1, float(r["val/precision"]), float(r["val/fid"])) for r in rows if r.get("val/fid")
     ]
     test = {m: next(float(r[f"test/{m}"]) for r in rows if r.get(f"test/{m}")) for m in METRICS}
-    floor = {m: next(float(r[f"test/{m}_floor"]) for r in rows if r.get(f"test/{m}_floor")) for m in METRICS}
+    floor = {
+        m + suffix: next(
+            float(r[f"test/{m}_floor{suffix}"]) for r in rows if r.get(f"test/{m}_floor{suffix}")
+        )
+        for m in METRICS
+        for suffix in ("", "_std")
+    }
     took = "collected" if seconds is None else f"{seconds:.0f} s"
     print(f"{name} seed {seed}: {took}, test {test}", flush=True)
     return {"name": name, "seed": seed, "seconds": seconds, "curve": curve, "test": test, "floor": floor}
@@ -195,11 +201,11 @@ def main() -> None:
             if runs is base
             else ", ".join(
                 f"{m} {verdict([r['test'][m] for r in base], [r['test'][m] for r in runs], m in ('precision', 'recall'))}"
-                for m in ("precision", "fid")
+                for m in ("precision", "recall", "fid")
             )
         )
         lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + f" | {against} |")
-    floor = {m: spread([r["floor"][m] for r in results]) for m in METRICS}
+    floor = results[0]["floor"]  # the same real draws for every run
     how = (
         f"Seconds were measured with {args.jobs} runs at once, one torch thread each (not quoted: quality per "
         "generator step does not depend on the load)."
@@ -212,8 +218,9 @@ def main() -> None:
         "digits classifier's features, 800 generated against 800 real training digits (held-out noise and real "
         "subset), mean ± std over the seeds. A variant is *better* or *worse* only when its mean differs from "
         "the default's by more than both spreads. What real digits score at these sizes (the floor, "
-        f"5 disjoint draws): precision {floor['precision'][0]:.3f}, recall {floor['recall'][0]:.3f}, "
-        f"FID {floor['fid'][0]:.2f} ± {floor['fid'][1]:.2f}. {how}\n\n"
+        f"5 disjoint draws, ± their std): precision {floor['precision']:.3f} ± {floor['precision_std']:.3f}, "
+        f"recall {floor['recall']:.3f} ± {floor['recall_std']:.3f}, FID {floor['fid']:.2f} ± {floor['fid_std']:.2f}. "
+        f"{how}\n\n"
         + "\n".join(lines)
         + "\n\nFlags of each row: `bench/digits_levers.py` (VARIANTS). Curves: "
         "![digits levers](bench/figures/digits_levers.png)\n\n" + stamp(load)

@@ -55,8 +55,13 @@ def main() -> None:
         for seed in range(args.seeds):
             clock = Clock(KEYS, above_bicubic, hold=1, budget_s=args.budget_min * 60)
             fit_s = run_seed(
-                ["--config", "configs/superres.yaml", *flags, *extra], seed, clock, tmp, data_seed=False
-            )
+                ["--config", "configs/superres.yaml", *flags, *extra],
+                seed,
+                clock,
+                tmp,
+                data_seed=False,
+                test=False,
+            )["fit_s"]
             hit, last = clock.hit, clock.points[-1] if clock.points else {}
             hits.append(None if hit is None else hit["seconds"])
             print(
