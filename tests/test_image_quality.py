@@ -357,21 +357,26 @@ def printed_callbacks(args: list[str], capsys: pytest.CaptureFixture) -> tuple[d
             None,
             {
                 "feature_extractor": "digits",
-                "num_samples": 2000,
+                "num_samples": 800,
+                "num_real": 800,
+                "floor_draws": 5,
                 "every_n_epochs": 10,
                 "kid_subset_size": 500,
             },
         ),
-        ("configs/digits.yaml", {"feature_extractor": "digits", "num_samples": 2000, "every_n_epochs": 10}),
+        ("configs/digits.yaml", {"feature_extractor": "digits", "num_samples": 800, "every_n_epochs": 10}),
         (
             "configs/cifar10.yaml",
-            {"feature_extractor": "inception", "num_samples": 10000, "kid_subsets": 100},
+            {"feature_extractor": "inception", "num_samples": 10000, "kid_subsets": 100, "floor_draws": 0},
         ),
         (
             "configs/celeba.yaml",
-            {"feature_extractor": "inception", "kid_subset_size": 1000, "num_real": 50000},
+            {"feature_extractor": "inception", "kid_subset_size": 1000, "num_real": 50000, "floor_draws": 0},
         ),
-        ("configs/folder.yaml", {"feature_extractor": "inception", "every_n_epochs": 1, "kid_subsets": 100}),
+        (
+            "configs/folder.yaml",
+            {"feature_extractor": "inception", "every_n_epochs": 1, "num_real": None, "floor_draws": 0},
+        ),
         ("configs/toy.yaml", {"num_points": 1000, "every_n_epochs": 1}),
     ],
 )
