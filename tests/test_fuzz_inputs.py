@@ -86,6 +86,7 @@ ACCEPTED: dict[str, tuple[float, ...]] = {
     "checkpoint.every_n_epochs": (0,),
     "best.init_args.save_top_k": (0, -1),
     "quality.init_args.seed": (0, -1),
+    "quality.init_args.floor_draws": (0,),  # 0: no real-against-real floor
 }
 GROUP_CLASSES = {
     "checkpoint": "ModelCheckpoint",
