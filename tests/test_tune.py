@@ -208,7 +208,8 @@ def test_killed_study_resumes_the_killed_trial(tmp_path: Path, how: signal.Signa
     assert study.get_trials()[0].state == TrialState.FAIL
     retried = next(t for t in complete if t.system_attrs.get("failed_trial") == 0)
     assert retried.params == killed.params and retried.user_attrs["run_dir"] == killed.user_attrs["run_dir"]
-    log = (Path(killed.user_attrs["run_dir"]) / "train.log").read_text()
+    run_dir = Path(killed.user_attrs["run_dir"])
+    log = run_dir.with_name(f"{run_dir.name}.log").read_text()
     assert f"--ckpt_path={last}" in log and "Restoring states from the checkpoint" in log
 
 

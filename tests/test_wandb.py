@@ -40,6 +40,7 @@ def offline_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "OMP_NUM_THREADS": "1",
         "PYTHONWARNINGS": "ignore",
     }
+    env.pop("WANDB_SERVICE", None)  # a service an earlier in-process test started (maybe silent) is not ours
     args = [
         "--config",
         "configs/digits.yaml",

@@ -137,7 +137,8 @@ class TrialRunner:
             raise OverBudgetError(f"trial {trial.number}: the study already has {self.n_trials} trials")
         values = self.space.suggest(trial)
         run_dir = self.run_dir(study, trial)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir.parent.mkdir(parents=True, exist_ok=True)  # the run claims run_dir itself (src.train)
+        log_path = run_dir.with_name(f"{run_dir.name}.log")
         trial.set_user_attr(RUN_DIR, str(run_dir.resolve()))  # OptunaPruning finds its trial by it
         command = self.command(study, trial, values, run_dir)
         env = dict(os.environ)
@@ -145,14 +146,14 @@ class TrialRunner:
             env.update(OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads))
         print(f"[tune] trial {trial.number}: {' '.join(flags(values))} -> {run_dir}", flush=True)
         self.running = trial
-        with (run_dir / "train.log").open("a") as log:
+        with log_path.open("a") as log:
             log.write(f"$ {' '.join(command)}\n")
             log.flush()
             code = self._run(command, env, log)
         self.running = None
         if code != 0:
             raise TrialFailedError(
-                f"trial {trial.number}: python -m src.train exited with {code}; see {run_dir / 'train.log'}"
+                f"trial {trial.number}: python -m src.train exited with {code}; see {log_path}"
             )
         frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
         if PRUNED_AT in frozen.user_attrs:
