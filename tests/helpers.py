@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +83,16 @@ def run_cli(
     )
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     return proc
+
+
+def wait_for(pattern: str, root: Path, proc: subprocess.Popen, log: Path, timeout: float = 120) -> Path:
+    """The first file under ``root`` matching ``pattern`` that the running ``proc`` writes (its output in ``log``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = sorted(root.glob(pattern))
+        if found:
+            return found[0]
+        assert proc.poll() is None, f"the run ended before writing {pattern}:\n{log.read_text()[-3000:]}"
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"no {pattern} under {root} after {timeout} s:\n{log.read_text()[-3000:]}")

@@ -22,7 +22,7 @@ from src.utils.checkpoint import CheckpointMismatchError, newest_last_checkpoint
 from src.utils.csv_logger import ResumableCSVLogger
 from src.utils.divergence import TrainingDivergedError
 from tests.faulty_nets import NaNAfterCritic
-from tests.helpers import REPO_ROOT, TOY, run_cli, toy_data, toy_model, trainer
+from tests.helpers import REPO_ROOT, TOY, run_cli, toy_data, toy_model, trainer, wait_for
 
 
 def _toy(save_dir: Path, *extra: str) -> list[str]:
@@ -41,18 +41,6 @@ def _start(args: list[str], log: Path) -> subprocess.Popen:
         )
 
 
-def _wait_for(pattern: str, root: Path, proc: subprocess.Popen, log: Path, timeout: float = 120) -> Path:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = sorted(root.glob(pattern))
-        if found:
-            return found[0]
-        assert proc.poll() is None, f"the run ended before writing {pattern}:\n{log.read_text()[-3000:]}"
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"no {pattern} under {root} after {timeout} s")
-
-
 def _load(path: Path) -> dict:
     return torch.load(path, weights_only=True)
 
@@ -66,7 +54,7 @@ def test_sigkill_then_resume_last_continues_exactly_as_a_straight_run(tmp_path: 
     root = tmp_path / "killed"
     log = tmp_path / "killed.log"
     proc = _start(_toy(root, *args), log)
-    last = _wait_for("toy/version_0/checkpoints/last.ckpt", root, proc, log)
+    last = wait_for("toy/version_0/checkpoints/last.ckpt", root, proc, log)
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -101,7 +89,7 @@ def test_preemption_signal_writes_a_resumable_checkpoint_before_exit(tmp_path: P
     )
     log = tmp_path / "run.log"
     proc = _start(args, log)
-    _wait_for("toy/version_0/checkpoints/epoch=0-step=*.ckpt", tmp_path, proc, log)
+    wait_for("toy/version_0/checkpoints/epoch=0-step=*.ckpt", tmp_path, proc, log)
     proc.send_signal(signum)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM, log.read_text()[-3000:]
     last = tmp_path / "toy/version_0/checkpoints/last.ckpt"

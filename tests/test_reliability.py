@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from src.callbacks import PreemptionCheckpoint
 from src.load_run import load_run
 from src.train import main
 from src.utils.output_dirs import RunDirectoryTakenError, run_directory
-from tests.helpers import REPO_ROOT, TOY
+from tests.helpers import REPO_ROOT, TOY, wait_for
 
 # Runs `python -m src.train ARGS` after a barrier: every process waits, once built, until all have arrived, so
 # that they reach the run directory at the same moment (as a job array or a sweep's workers do at best).
@@ -242,18 +241,6 @@ def _start(args: list[str], log: Path, new_session: bool = False) -> subprocess.
         )
 
 
-def _wait_for(pattern: str, root: Path, proc: subprocess.Popen, log: Path, timeout: float = 240) -> Path:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = sorted(root.glob(pattern))
-        if found:
-            return found[0]
-        assert proc.poll() is None, f"the run ended before writing {pattern}:\n{log.read_text()[-3000:]}"
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"no {pattern} under {root} after {timeout} s:\n{log.read_text()[-3000:]}")
-
-
 LONG_EPOCH = [
     "--data.batches_per_epoch=100000",
     "--checkpoint.every_n_train_steps=20",
@@ -265,7 +252,7 @@ LONG_EPOCH = [
 def test_ctrl_c_finishes_the_batch_saves_last_ckpt_and_prints_the_resume_command(tmp_path: Path) -> None:
     log = tmp_path / "run.log"
     proc = _start(_toy(tmp_path, *LONG_EPOCH), log)
-    _wait_for("toy/version_0/checkpoints/epoch=0-step=*.ckpt", tmp_path, proc, log)
+    wait_for("toy/version_0/checkpoints/epoch=0-step=*.ckpt", tmp_path, proc, log, timeout=240)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=120) == 128 + signal.SIGINT, log.read_text()[-3000:]
     text = log.read_text()
@@ -298,7 +285,7 @@ def ddp_interrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, lis
     )
     log = root / "run.log"
     proc = _start(args, log, new_session=True)
-    _wait_for("toy/version_0/checkpoints/epoch=0-step=*.ckpt", root, proc, log)
+    wait_for("toy/version_0/checkpoints/epoch=0-step=*.ckpt", root, proc, log, timeout=240)
     os.killpg(proc.pid, signal.SIGINT)
     try:
         code = proc.wait(timeout=180)
