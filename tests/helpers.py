@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -96,3 +97,17 @@ def wait_for(pattern: str, root: Path, proc: subprocess.Popen, log: Path, timeou
         time.sleep(0.1)
     proc.kill()
     raise AssertionError(f"no {pattern} under {root} after {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def start_train(args: list[str], log: Path, new_session: bool = False) -> subprocess.Popen:
+    """``python -m src.train ARGS`` started in the background (one torch thread), its output written to ``log``."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(REPO_ROOT)}
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "src.train", *args],
+            cwd=REPO_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=new_session,
+        )

@@ -22,23 +22,11 @@ from src.utils.checkpoint import CheckpointMismatchError, newest_last_checkpoint
 from src.utils.csv_logger import ResumableCSVLogger
 from src.utils.divergence import TrainingDivergedError
 from tests.faulty_nets import NaNAfterCritic
-from tests.helpers import REPO_ROOT, TOY, run_cli, toy_data, toy_model, trainer, wait_for
+from tests.helpers import REPO_ROOT, TOY, run_cli, start_train, toy_data, toy_model, trainer, wait_for
 
 
 def _toy(save_dir: Path, *extra: str) -> list[str]:
     return [*TOY, f"--trainer.logger.init_args.save_dir={save_dir}", *extra]
-
-
-def _start(args: list[str], log: Path) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    with log.open("w") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "src.train", *args],
-            cwd=REPO_ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
 
 
 def _load(path: Path) -> dict:
@@ -53,7 +41,7 @@ def test_sigkill_then_resume_last_continues_exactly_as_a_straight_run(tmp_path: 
 
     root = tmp_path / "killed"
     log = tmp_path / "killed.log"
-    proc = _start(_toy(root, *args), log)
+    proc = start_train(_toy(root, *args), log)
     last = wait_for("toy/version_0/checkpoints/last.ckpt", root, proc, log)
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
@@ -88,7 +76,7 @@ def test_preemption_signal_writes_a_resumable_checkpoint_before_exit(tmp_path: P
         "--checkpoint.save_last=false",
     )
     log = tmp_path / "run.log"
-    proc = _start(args, log)
+    proc = start_train(args, log)
     wait_for("toy/version_0/checkpoints/epoch=0-step=*.ckpt", tmp_path, proc, log)
     proc.send_signal(signum)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM, log.read_text()[-3000:]

@@ -24,7 +24,7 @@ from src.callbacks import PreemptionCheckpoint
 from src.load_run import load_run
 from src.train import main
 from src.utils.output_dirs import RunDirectoryTakenError, run_directory
-from tests.helpers import REPO_ROOT, TOY, wait_for
+from tests.helpers import REPO_ROOT, TOY, start_train, wait_for
 
 # Runs `python -m src.train ARGS` after a barrier: every process waits, once built, until all have arrived, so
 # that they reach the run directory at the same moment (as a job array or a sweep's workers do at best).
@@ -229,18 +229,6 @@ def test_a_second_ctrl_c_aborts_at_once() -> None:
         signal.signal(signal.SIGINT, previous)
 
 
-def _start(args: list[str], log: Path, new_session: bool = False) -> subprocess.Popen:
-    with log.open("w") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "src.train", *args],
-            cwd=REPO_ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=_env(),
-            start_new_session=new_session,
-        )
-
-
 LONG_EPOCH = [
     "--data.batches_per_epoch=100000",
     "--checkpoint.every_n_train_steps=20",
@@ -251,7 +239,7 @@ LONG_EPOCH = [
 @pytest.mark.slow
 def test_ctrl_c_finishes_the_batch_saves_last_ckpt_and_prints_the_resume_command(tmp_path: Path) -> None:
     log = tmp_path / "run.log"
-    proc = _start(_toy(tmp_path, *LONG_EPOCH), log)
+    proc = start_train(_toy(tmp_path, *LONG_EPOCH), log)
     wait_for("toy/version_0/checkpoints/epoch=0-step=*.ckpt", tmp_path, proc, log, timeout=240)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=120) == 128 + signal.SIGINT, log.read_text()[-3000:]
@@ -284,7 +272,7 @@ def ddp_interrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, lis
         root, *DDP, "--checkpoint.every_n_train_steps=20", f"--trainer.callbacks={json.dumps(recorder)}"
     )
     log = root / "run.log"
-    proc = _start(args, log, new_session=True)
+    proc = start_train(args, log, new_session=True)
     wait_for("toy/version_0/checkpoints/epoch=0-step=*.ckpt", root, proc, log, timeout=240)
     os.killpg(proc.pid, signal.SIGINT)
     try:
