@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 from typing_extensions import override
 
 from src.evaluation import ScheduledEvaluation
+from src.tuning.objective import combine
 from src.tuning.space import make_pruner
 from src.tuning.storage import RUN_DIR, open_storage
 
@@ -36,7 +37,8 @@ class OptunaPruning(Callback):
     Args:
         storage: The study's storage (``--storage`` of ``src.tune``).
         study_name: The study.
-        monitor: The logged metric to report (``val/fid``).
+        monitor: The logged metric to report (``val/fid``), or a reduction of several
+            (``min(val/precision, val/recall)``, :mod:`src.tuning.objective`).
         pruner: The study's pruner as ``{"class_path": ..., "init_args": {...}}`` (Optuna's storage does not
             keep it); ``None`` never prunes.
     """
@@ -80,7 +82,7 @@ class OptunaPruning(Callback):
         if trainer.sanity_checking:
             return
         prune = False
-        value = trainer.callback_metrics.get(self.monitor)
+        value = combine(self.monitor, trainer.callback_metrics.get)
         if trainer.is_global_zero and value is not None and self._evaluated_now(trainer):
             trial = self._open_trial(trainer)
             step = int(getattr(pl_module, "generator_steps", trainer.global_step))

@@ -3,6 +3,7 @@
 .. code-block:: yaml
 
     objective: {metric: val/w1, direction: minimize}   # prune_on: the metric fed to the pruner (default: val/...)
+    # or a reduction of several logged metrics: {metric: "min(test/precision, test/recall)", direction: maximize}
     pruner: {class_path: optuna.pruners.MedianPruner, init_args: {n_startup_trials: 5}}   # optional
     params:
       model.critic_optimizer.init_args.lr:
@@ -23,6 +24,8 @@ from typing import Any
 
 import optuna
 import yaml
+
+from src.tuning.objective import metric_terms
 
 DISTRIBUTIONS = ("log_uniform", "uniform", "int", "categorical")
 DIRECTIONS = ("minimize", "maximize")
@@ -78,7 +81,8 @@ class SearchSpace:
     Attributes:
         path: The file.
         params: The searched keys.
-        metric: The logged metric the study optimises (the last value the run logs).
+        metric: The logged metric the study optimises (the last value the run logs), or ``min``, ``max`` or
+            ``mean`` of several (:mod:`src.tuning.objective`).
         direction: ``minimize`` or ``maximize``.
         prune_on: The metric reported to the pruner at every scheduled evaluation.
         pruner: ``{"class_path": ..., "init_args": {...}}`` of an ``optuna.pruners`` class, or ``None``.
@@ -186,7 +190,12 @@ def load_space(path: str | Path) -> SearchSpace:
             f"objective needs a logged metric and a direction ({' or '.join(DIRECTIONS)}), got {objective!r}, "
             "e.g. objective: {metric: val/fid, direction: minimize}",
         )
-    prune_on = objective.get("prune_on") or "val/" + metric.split("/", 1)[-1]
+    try:
+        reducer, names = metric_terms(metric)
+    except ValueError as err:
+        raise _error(path, f"objective.{err}") from None
+    default_prune = ", ".join("val/" + name.split("/", 1)[-1] for name in names)
+    prune_on = objective.get("prune_on") or (f"{reducer}({default_prune})" if reducer else default_prune)
     pruner = raw.get(
         "pruner", {"class_path": "optuna.pruners.MedianPruner", "init_args": {"n_startup_trials": 5}}
     )

@@ -19,6 +19,7 @@ from optuna.storages import RetryFailedTrialCallback
 from optuna.trial import TrialState
 
 from src.tuning.config import flags
+from src.tuning.objective import combine
 from src.tuning.pruning import PRUNED_AT
 from src.tuning.space import SearchSpace
 from src.tuning.storage import RUN_DIR
@@ -158,7 +159,7 @@ class TrialRunner:
         frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
         if PRUNED_AT in frozen.user_attrs:
             raise optuna.TrialPruned(f"at generator step {frozen.user_attrs[PRUNED_AT]}")
-        value = last_logged(run_dir / "metrics.csv", self.space.metric)
+        value = combine(self.space.metric, lambda name: last_logged(run_dir / "metrics.csv", name))
         if value is None or not math.isfinite(value):
             raise TrialFailedError(
                 f"trial {trial.number}: {self.space.metric} = {value} at the end of the run"
