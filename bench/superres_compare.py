@@ -3,9 +3,11 @@
 Loads two checkpoints of ``configs/superres.yaml`` runs (one trained with ``--model.adversarial_weight=0``),
 measures PSNR, SSIM and sharpness (:mod:`src.evaluation.superres_quality`) of each and of bicubic upsampling on the
 same test crops of the run's datamodule, prints a Markdown table and writes a picture with the columns
-LR (nearest) | bicubic | content only | content + WGAN-GP | HR. Quality only, no timing: any load.
+LR (nearest) | bicubic | content only | content + WGAN-GP | HR. Quality only, no timing: any load. With
+``--lpips-weights`` (a local copy of torchvision's ImageNet weights of ``--lpips-net``) the table adds LPIPS.
 
     python -m bench.superres_compare CONTENT_CKPT WGAN_CKPT [--out docs/superres.png] [--pictures 6]
+        [--lpips-net alex --lpips-weights alexnet-owt-7be5be79.pth]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torchvision.utils import make_grid, save_image
 
 from src.evaluation.superres_quality import sr_metrics
 from src.load_run import load_run
+from src.metrics.lpips import build_lpips, lpips_sum
 from src.utils.degradation import bicubic_upsample
 
 
@@ -29,7 +32,10 @@ def main() -> None:
     parser.add_argument("wgan_ckpt", type=Path)
     parser.add_argument("--out", type=Path, default=Path("docs/superres.png"))
     parser.add_argument("--pictures", type=int, default=6)
+    parser.add_argument("--lpips-net", default="alex", choices=("alex", "vgg", "squeeze"))
+    parser.add_argument("--lpips-weights", type=Path, help="local torchvision weights of --lpips-net")
     args = parser.parse_args()
+    lpips = build_lpips(args.lpips_net, str(args.lpips_weights)) if args.lpips_weights else None
     runs = {
         name: load_run(path)
         for name, path in (("content only", args.content_ckpt), ("content + WGAN-GP", args.wgan_ckpt))
@@ -45,7 +51,10 @@ def main() -> None:
         outputs = {"bicubic": bicubic_upsample(lr, tuple(hr.shape[-2:]))}
         outputs.update({name: run.model.upscale(lr) for name, run in runs.items()})
         for name, images in outputs.items():
-            for key, value in sr_metrics(images, hr).items():
+            values = sr_metrics(images, hr)
+            if lpips is not None:
+                values["lpips"] = lpips_sum(lpips, images, hr)
+            for key, value in values.items():
                 sums.setdefault(name, {}).setdefault(key, 0.0)
                 sums[name][key] += float(value.sum())
         count += hr.shape[0]
@@ -61,11 +70,13 @@ def main() -> None:
     print(
         f"{count} test crops; picture: {args.out} (LR nearest | bicubic | content only | content + WGAN-GP | HR)"
     )
-    print("| model | PSNR (dB) | SSIM | sharpness (1 = HR) |\n|---|---|---|---|")
+    extra = (" LPIPS |", "---|") if lpips is not None else ("", "")
+    print(f"| model | PSNR (dB) | SSIM | sharpness (1 = HR) |{extra[0]}\n|---|---|---|---|{extra[1]}")
     for name, s in sums.items():
-        print(
+        cells = (
             f"| {name} | {s['psnr'] / count:.2f} | {s['ssim'] / count:.4f} | {s['grad'] / s['grad_hr']:.3f} |"
         )
+        print(cells + (f" {s['lpips'] / count:.4f} |" if lpips is not None else ""))
 
 
 if __name__ == "__main__":

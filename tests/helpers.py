@@ -11,9 +11,9 @@ from typing import Any
 
 import lightning.pytorch as pl
 
-from src.data import Toy2DDataModule
-from src.models import WGANGP
-from src.nets import MLPCritic, MLPGenerator
+from src.data import SamplePhotosDataModule, Toy2DDataModule
+from src.models import WGANGP, SuperResolutionWGAN
+from src.nets import MLPCritic, MLPGenerator, PatchCritic, SRResNetGenerator
 from src.regularizers import GradientPenalty
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +56,18 @@ def toy_model(n_critic: int = 5, hidden: int = 32, **kwargs: Any) -> WGANGP:
 def toy_data(batches_per_epoch: int = 10, batch_size: int = 64, **kwargs: Any) -> Toy2DDataModule:
     """25 Gaussians in short epochs."""
     return Toy2DDataModule(batch_size=batch_size, batches_per_epoch=batches_per_epoch, **kwargs)
+
+
+def sr_model(scale: int = 2, condition: bool = False, **kwargs: Any) -> SuperResolutionWGAN:
+    """A tiny super-resolution model for 32 px RGB crops."""
+    gen = SRResNetGenerator((3, 32, 32), scale=scale, dim=8, num_blocks=1)
+    critic = PatchCritic((3, 32, 32), dim=8, num_downsamples=2, condition=condition)
+    return SuperResolutionWGAN(gen, critic, n_critic=1, **kwargs)
+
+
+def photos(**kwargs: Any) -> SamplePhotosDataModule:
+    """The sample photos as 32 px crops, 4 to a batch (``kwargs`` override)."""
+    return SamplePhotosDataModule(**{"image_size": 32, "stride": 32, "batch_size": 4, **kwargs})
 
 
 def trainer(tmp_path: Path, callbacks: list | None = None, **kwargs: Any) -> pl.Trainer:

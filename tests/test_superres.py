@@ -9,24 +9,13 @@ import pytest
 import torch
 from PIL import Image
 
-from src.data import SamplePhotosDataModule
 from src.evaluation import SuperResolutionQuality
 from src.evaluation.superres_quality import mean_gradient, sr_metrics
 from src.models import SuperResolutionWGAN
 from src.nets import PatchCritic, SRResNetGenerator
 from src.regularizers import GradientPenalty
 from src.utils.degradation import bicubic_downsample, bicubic_upsample
-from tests.helpers import trainer
-
-
-def sr_model(scale: int = 2, condition: bool = False, **kwargs) -> SuperResolutionWGAN:
-    gen = SRResNetGenerator((3, 32, 32), scale=scale, dim=8, num_blocks=1)
-    critic = PatchCritic((3, 32, 32), dim=8, num_downsamples=2, condition=condition)
-    return SuperResolutionWGAN(gen, critic, n_critic=1, **kwargs)
-
-
-def photos(**kwargs) -> SamplePhotosDataModule:
-    return SamplePhotosDataModule(**{"image_size": 32, "stride": 32, "batch_size": 4, **kwargs})
+from tests.helpers import photos, sr_model, trainer
 
 
 @pytest.mark.parametrize("scale", [2, 4])

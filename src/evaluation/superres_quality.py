@@ -5,6 +5,8 @@ over the crops. Sharpness is the ratio of mean gradient magnitudes (the "average
 ``mean |∇ SR| / mean |∇ HR|`` over the split, with forward differences. 1 is as sharp as HR; bicubic upsampling
 (about 0.25 at x4 on the sample photos) and an L1/MSE-trained generator fall below 1, blurring the edges they are
 unsure of. (A squared Laplacian weighs the frequencies near Nyquist so much that bicubic x4 scores 0.004.)
+LPIPS (torchmetrics, lower is closer), when ``lpips_net`` is set, on the same crops clamped to [-1, 1],
+grayscale replicated to RGB.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torchvision.utils import make_grid, save_image
 from typing_extensions import override
 
 from src.evaluation.schedule import ScheduledEvaluation
+from src.metrics.lpips import build_lpips, lpips_sum
 from src.utils.degradation import bicubic_upsample
 
 
@@ -54,8 +57,9 @@ def comparison_picture(lr: Tensor, bicubic: Tensor, sr: Tensor, hr: Tensor) -> T
 class SuperResolutionQuality(ScheduledEvaluation):
     """PSNR, SSIM and sharpness of the model's SR output on the held-out crops, beside bicubic upsampling.
 
-    Logs ``val/psnr``, ``val/ssim``, ``val/sharpness`` (the mean gradient magnitude of SR over that of HR) and the same three
-    with the suffix ``_bicubic`` (``test/...`` on the test split), and writes
+    Logs ``val/psnr``, ``val/ssim``, ``val/sharpness`` (the mean gradient magnitude of SR over that of HR), with
+    ``lpips_net`` also ``val/lpips``, and the same with the suffix ``_bicubic`` (``test/...`` on the test split),
+    and writes
     ``<run dir>/superres/<stage>-gen_step=N.png`` (LR nearest | bicubic | SR | HR on the first ``num_pictures``
     crops of the split), also sent to W&B or TensorBoard. Every rank measures the whole split (it is small), so
     all ranks log the same values.
@@ -66,12 +70,21 @@ class SuperResolutionQuality(ScheduledEvaluation):
         every_n_epochs: Evaluate every this many epochs during fit.
         num_pictures: Crops in the picture (0: no picture).
         max_batches: Validation batches measured (``None``: the whole split); the test split is always measured whole.
+        lpips_net: LPIPS's backbone, ``"alex"``, ``"vgg"`` or ``"squeeze"``; ``None``: no LPIPS.
+        lpips_weights_path: A local copy of torchvision's ImageNet weights of that backbone (for ``alex``,
+            ``alexnet-owt-7be5be79.pth``) for machines without internet; ``None`` downloads them once into the
+            torch hub cache.
     """
 
     prog_bar_metric = "psnr"
 
     def __init__(
-        self, every_n_epochs: int = 1, num_pictures: int = 6, max_batches: int | None = None
+        self,
+        every_n_epochs: int = 1,
+        num_pictures: int = 6,
+        max_batches: int | None = None,
+        lpips_net: str | None = None,
+        lpips_weights_path: str | None = None,
     ) -> None:
         super().__init__(every_n_epochs)
         if num_pictures < 0:
@@ -83,6 +96,12 @@ class SuperResolutionQuality(ScheduledEvaluation):
                 f"SuperResolutionQuality max_batches must be >= 1 or null, got max_batches={max_batches}"
             )
         self.num_pictures, self.max_batches = num_pictures, max_batches
+        if lpips_net is None and lpips_weights_path is not None:
+            raise ValueError(
+                f"SuperResolutionQuality lpips_weights_path={lpips_weights_path!r} needs lpips_net "
+                "(alex, vgg or squeeze: the backbone those weights belong to)"
+            )
+        self.lpips = None if lpips_net is None else build_lpips(lpips_net, lpips_weights_path)
         self.last_picture: Path | None = None
 
     @override
@@ -122,6 +141,8 @@ class SuperResolutionQuality(ScheduledEvaluation):
             sr, bicubic = pl_module.upscale(lr), bicubic_upsample(lr, tuple(hr.shape[-2:]))
             for name, images in (("", sr), ("_bicubic", bicubic)):
                 values = sr_metrics(images, hr)
+                if self.lpips is not None:
+                    values["lpips"] = lpips_sum(self.lpips, images, hr)
                 for key, value in values.items():
                     sums[key + name] = sums.get(key + name, 0.0) + float(value.sum())
             rows = [i - count for i in picks if count <= i < count + hr.shape[0]]
@@ -135,6 +156,8 @@ class SuperResolutionQuality(ScheduledEvaluation):
             result[f"psnr{name}"] = sums[f"psnr{name}"] / count
             result[f"ssim{name}"] = sums[f"ssim{name}"] / count
             result[f"sharpness{name}"] = sums[f"grad{name}"] / max(sums[f"grad_hr{name}"], 1e-12)
+            if self.lpips is not None:
+                result[f"lpips{name}"] = sums[f"lpips{name}"] / count
         if shown and trainer.is_global_zero:
             parts = [torch.cat(p) for p in zip(*shown)]
             self.write_picture(trainer, pl_module, stage, comparison_picture(*parts))
