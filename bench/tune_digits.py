@@ -7,10 +7,12 @@ Any other flag goes to every run (``--model.max_generator_steps=40`` for a smoke
 to BENCHMARKS.md).
 
 ``search`` starts ``--workers`` processes of ``python -m src.tune`` on one SQLite study (one torch thread per
-trial), each with its own sampler seed, and waits for them: the study's objective is the test FID of
-``last.ckpt`` (``configs/tune/digits.yaml``), 2,000 generator steps per trial. ``compare`` trains the default
-run and ``best.yaml`` with each seed and writes the test FID, precision and recall (mean ± std over the seeds) to
-the ``tune_digits`` section of BENCHMARKS.md, with the study's plots in ``bench/figures/``. Quality per step does
+trial), each with its own sampler seed, and waits for them: the study's objective is
+``min(test/precision, test/recall)`` of ``last.ckpt`` (``configs/tune/digits.yaml``), 2,000 generator steps per
+trial. ``compare`` trains the default run and ``best.yaml`` with each seed and writes the objective, test FID,
+KID, precision and recall (mean ± std over the seeds) to the ``tune_digits`` section of BENCHMARKS.md, with the
+study's plots in ``bench/figures/``. The best trial wins when its objective is better than the default's by more
+than the two standard deviations added. Quality per step does
 not depend on the load, so neither needs a quiet machine; the study directory is ``runs/tune/<study>``.
 """
 
@@ -27,9 +29,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.common import ROOT, load_average, stamp, write_section
+from src.tuning.objective import combine, metric_terms
+from src.tuning.space import load_space
 from src.tuning.trial import last_logged
 
-METRICS = ("test/fid", "test/precision", "test/recall")
+SPACE = load_space(ROOT / "configs" / "tune" / "digits.yaml")
+METRICS = tuple(
+    dict.fromkeys([*metric_terms(SPACE.metric)[1], "test/fid", "test/kid", "test/precision", "test/recall"])
+)
 FIGURES = ROOT / "bench" / "figures"
 
 
@@ -56,7 +63,8 @@ def train(extra: list[str], seed: int, root: Path) -> dict[str, float]:
     if proc.returncode:
         sys.exit(f"python -m src.train {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
     (metrics,) = save_dir.glob("*/run/metrics.csv")
-    return {m: last_logged(metrics, m) for m in METRICS}
+    values = {m: last_logged(metrics, m) for m in METRICS}
+    return {SPACE.metric: combine(SPACE.metric, values.get), **values}
 
 
 def spread(values: list[float]) -> str:
@@ -85,16 +93,16 @@ def compare(study: str, seeds: list[int], jobs: int, extra: list[str]) -> None:
             for seed in seeds
         }
         results = {key: future.result() for key, future in futures.items()}
-    rows = ["| run | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
+    columns = [SPACE.metric, *(m for m in METRICS if m != SPACE.metric)]
+    rows = ["| run | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for name in variants:
-        cells = [spread([results[name, s][m] for s in seeds]) for m in METRICS]
+        cells = [spread([results[name, s][m] for s in seeds]) for m in columns]
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
-    fids = {name: [results[name, s]["test/fid"] for s in seeds] for name in variants}
-    (default, tuned) = fids.values()
-    wins = statistics.mean(tuned) + statistics.stdev(tuned) < statistics.mean(default) - statistics.stdev(
-        default
-    )
-    verdict = "beyond the seed spread" if wins else "not beyond the seed spread"
+    default, tuned = ([results[name, s][SPACE.metric] for s in seeds] for name in variants)
+    sign = 1 if SPACE.direction == "maximize" else -1
+    gain = sign * (statistics.mean(tuned) - statistics.mean(default))
+    wins = gain > statistics.stdev(tuned) + statistics.stdev(default)
+    verdict = f"better by {gain:+.3f}: {'beyond' if wins else 'not beyond'} the seed spread"
     header = best.read_text().splitlines()[0].lstrip("# ")
     FIGURES.mkdir(exist_ok=True)
     for plot in ("history", "importances", "slice"):
@@ -103,7 +111,7 @@ def compare(study: str, seeds: list[int], jobs: int, extra: list[str]) -> None:
     body = (
         f"### Optuna search of the default digits run\n\n{header}\n\n"
         + "\n".join(rows)
-        + f"\n\nSeeds {seeds}, test side (`last.ckpt`). The best trial's test FID differs from the default's "
+        + f"\n\nSeeds {seeds}, test side (`last.ckpt`). The best trial's objective ({SPACE.metric}) is "
         f"{verdict}. Plots: `bench/figures/tune_digits_*.png`.\n\n{stamp(load)}"
     )
     print(body)

@@ -15,6 +15,7 @@ import yaml
 from optuna.trial import TrialState
 
 from src.tune import main as tune_main
+from src.tuning.objective import combine
 from src.tuning.space import SearchSpaceError, load_space
 from src.tuning.trial import SKIPPED, last_logged
 from tests.helpers import REPO_ROOT, TOY_TUNE, run_cli
@@ -75,6 +76,23 @@ def test_search_space_file_errors_name_the_entry(tmp_path: Path) -> None:
         load_space(_space(tmp_path, objective={"metric": "val/w1", "direction": "down"}))
     for name in ("toy", "digits"):  # the shipped spaces parse
         assert load_space(REPO_ROOT / "configs" / "tune" / f"{name}.yaml").params
+
+
+def test_an_objective_may_be_the_min_of_two_metrics(tmp_path: Path) -> None:
+    space = load_space(
+        _space(tmp_path, objective={"metric": "min(test/precision, test/recall)", "direction": "maximize"})
+    )
+    assert space.prune_on == "min(val/precision, val/recall)"  # the pruner watches the same on val
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text("step,test/precision,test/recall\n10,0.9,0.2\n20,0.55,0.8\n")
+    value = combine(space.metric, lambda name: last_logged(metrics, name))
+    assert value == pytest.approx(0.55)  # the last row's weaker side
+    assert combine("mean(a, b)", {"a": 1.0, "b": 2.0}.get) == 1.5
+    assert combine(space.metric, {"test/precision": 0.9}.get) is None  # one side never logged
+    with pytest.raises(
+        SearchSpaceError, match=r"objective\.metric 'median\(a, b\)': use one logged metric or min"
+    ):
+        load_space(_space(tmp_path, objective={"metric": "median(a, b)", "direction": "maximize"}))
 
 
 def test_unknown_key_fails_before_any_trial(tmp_path: Path) -> None:
