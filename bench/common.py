@@ -7,6 +7,7 @@ import os
 import platform
 import re
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -75,3 +76,35 @@ def write_section(name: str, body: str) -> None:
         pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     )
     BENCHMARKS.write_text(text)
+
+
+def train_run(args: list[str], seed: int, root: Path, metrics: tuple[str, ...]) -> dict[str, float | None]:
+    """One ``python -m src.train`` run with one torch thread, in its own folder under ``root``.
+
+    Args:
+        args: The train command's arguments (``--config ...``, ``--model.*``).
+        seed: ``--seed_everything``.
+        root: Where the run folder goes.
+        metrics: The logged metrics to return.
+
+    Returns:
+        The last logged value of each metric (``None`` when it was never logged).
+    """
+    from src.tuning.trial import last_logged
+
+    save_dir = root / f"{abs(hash(tuple(args))) % 10_000}_{seed}"
+    args = [*args, f"--seed_everything={seed}", f"--trainer.logger.init_args.save_dir={save_dir}"]
+    args += ["--trainer.logger.init_args.version=run", "--trainer.enable_progress_bar=false"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "src.train", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if proc.returncode:
+        sys.exit(f"python -m src.train {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    (metrics_csv,) = save_dir.glob("*/run/metrics.csv")
+    return {m: last_logged(metrics_csv, m) for m in metrics}
+
+
+def spread(values: list[float]) -> str:
+    """``mean ± std`` (sample std) with three decimals."""
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"

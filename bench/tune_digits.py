@@ -28,10 +28,9 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench.common import ROOT, load_average, stamp, write_section
+from bench.common import ROOT, load_average, spread, stamp, train_run, write_section
 from src.tuning.objective import combine, metric_terms
 from src.tuning.space import load_space
-from src.tuning.trial import last_logged
 
 SPACE = load_space(ROOT / "configs" / "tune" / "digits.yaml")
 METRICS = tuple(
@@ -52,24 +51,9 @@ def search(study: str, workers: int, n_trials: int, extra: list[str]) -> None:
 
 
 def train(extra: list[str], seed: int, root: Path) -> dict[str, float]:
-    """One ``python -m src.train`` run; its last test metrics."""
-    save_dir = root / f"{abs(hash(tuple(extra))) % 10_000}_{seed}"
-    args = [*extra, f"--seed_everything={seed}", f"--trainer.logger.init_args.save_dir={save_dir}"]
-    args += ["--trainer.logger.init_args.version=run", "--trainer.enable_progress_bar=false"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "src.train", *args], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    if proc.returncode:
-        sys.exit(f"python -m src.train {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-    (metrics,) = save_dir.glob("*/run/metrics.csv")
-    values = {m: last_logged(metrics, m) for m in METRICS}
+    """One ``python -m src.train`` run; its last test metrics and the study's objective."""
+    values = train_run(extra, seed, root, METRICS)
     return {SPACE.metric: combine(SPACE.metric, values.get), **values}
-
-
-def spread(values: list[float]) -> str:
-    """``mean ± std`` (sample std)."""
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
 def compare(study: str, seeds: list[int], jobs: int, extra: list[str]) -> None:

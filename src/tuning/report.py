@@ -16,6 +16,7 @@ import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from src.tuning.storage import RUN_DIR  # noqa: E402
+from src.tuning.trial import SKIPPED  # noqa: E402
 
 PLOTS = {
     "history": optuna.visualization.matplotlib.plot_optimization_history,
@@ -36,8 +37,11 @@ def _fmt(value: Any) -> str:
 
 
 def summary_table(study: optuna.Study, metric: str) -> str:
-    """One row per trial: number, state, objective value, the searched values and the run directory."""
-    trials = study.get_trials(deepcopy=False)
+    """One row per trial: number, state, objective value, the searched values and the run directory.
+
+    Trials a worker opened after the study had its ``n_trials`` (user attribute ``skipped``) are left out.
+    """
+    trials = [t for t in study.get_trials(deepcopy=False) if SKIPPED not in t.user_attrs]
     keys = sorted({k for t in trials for k in t.params})
     best = study.best_trial.number if _has_complete(study) else None
     header = ["trial", "state", metric, *(_short(k) for k in keys), "run directory"]
