@@ -137,6 +137,20 @@ def test_ema_config(tmp_path: Path) -> None:
     assert _build(tmp_path, "--config", "configs/ema.yaml").model.generator_ema is not None
 
 
+def test_tuned_digits_config_states_the_search_values_on_the_default_run(tmp_path: Path) -> None:
+    cli = _build(tmp_path, "--config", "configs/digits_tuned.yaml")
+    model, default = cli.model, _build(tmp_path).model
+    assert (model.n_critic, model.generator.latent_dim, model.hparams.ema_decay) == (2, 32, 0.99)
+    (regularizer,) = _regularizers(cli)
+    assert regularizer.weight == pytest.approx(9.15)
+    g_opt, c_opt = model.configure_optimizers()
+    assert g_opt.defaults["lr"] == pytest.approx(2.3e-3) and c_opt.defaults["lr"] == pytest.approx(5.91e-4)
+    assert g_opt.defaults["betas"] == c_opt.defaults["betas"] == (0.0, 0.9)
+    # Everything else is the default run's: the same networks' widths and run length.
+    assert model.generator.base_channels == default.generator.base_channels
+    assert model.max_generator_steps == default.max_generator_steps == 2000
+
+
 # --------------------------------------------------------------------------- end to end, as a user runs it
 @pytest.mark.slow
 @pytest.mark.parametrize(
