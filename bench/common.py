@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 
 
-def machine() -> str:
-    """One line naming the machine: CPU model and cores, or the GPU."""
+def machine(threads: int | None = None) -> str:
+    """One line naming the machine: CPU model and cores, or the GPU; ``threads``: the runs' torch threads."""
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
     cpu = platform.processor() or platform.machine()
@@ -29,9 +29,8 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
-    )
+    n = threads or torch.get_num_threads()
+    return f"{cpu}, {os.cpu_count()} cores, {n} torch thread{'s' * (n != 1)}, torch {torch.__version__}"
 
 
 QUIET_LOAD = 1.5  # the 1-minute load average above which other jobs share the cores and times mean little
@@ -53,12 +52,12 @@ def require_quiet(max_load: float = QUIET_LOAD) -> float:
     return load
 
 
-def stamp(load: float | None = None) -> str:
-    """Machine, load, command and date, for the line under each table."""
+def stamp(load: float | None = None, threads: int | None = None) -> str:
+    """Machine, load, command and date, for the line under each table (``threads``: the runs' torch threads)."""
     module = os.path.relpath(sys.argv[0], ROOT).removesuffix(".py").replace(os.sep, ".")
     command = " ".join(["python -m", module, *sys.argv[1:]])
     seen = f" Load average at start: {load:.2f}." if load is not None else ""
-    return f"Machine: {machine()}.{seen} Command: `{command}`. Date: {dt.date.today().isoformat()}."
+    return f"Machine: {machine(threads)}.{seen} Command: `{command}`. Date: {dt.date.today().isoformat()}."
 
 
 def median(values: list[float]) -> float:

@@ -70,7 +70,7 @@ def main() -> None:
         + f"\n\nTest crops (20 of 64 px, x4), `last.ckpt` after the config's 600 generator steps, seeds {args.seeds}, "
         f"mean ± std; one torch thread per run, {args.jobs} at a time (no times). WGAN-GP is sharper by {gain:+.3f} "
         f"({'beyond' if beyond else 'not beyond'} the two seed spreads added) for {cost:+.3f} dB of PSNR.\n\n"
-        f"{stamp(load)}"
+        f"{stamp(load, threads=1)}"
     )
     print(body)
     if not extra:

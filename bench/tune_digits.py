@@ -96,7 +96,7 @@ def compare(study: str, seeds: list[int], jobs: int, extra: list[str]) -> None:
         f"### Optuna search of the default digits run\n\n{header}\n\n"
         + "\n".join(rows)
         + f"\n\nSeeds {seeds}, test side (`last.ckpt`). The best trial's objective ({SPACE.metric}) is "
-        f"{verdict}. Plots: `bench/figures/tune_digits_*.png`.\n\n{stamp(load)}"
+        f"{verdict}. Plots: `bench/figures/tune_digits_*.png`.\n\n{stamp(load, threads=1)}"
     )
     print(body)
     if not extra:
