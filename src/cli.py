@@ -19,6 +19,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from src.callbacks import PreemptionCheckpoint, SampleGrid
 from src.callbacks.save_config import SaveAndLogConfig
 from src.data.global_batch import per_device_batch_size
+from src.defaults import DEFAULT_RUN, TRAINER_DEFAULTS
 from src.evaluation import ScheduledEvaluation
 from src.models import WGANGP
 from src.regularizers import CriticRegularizer
@@ -51,43 +52,6 @@ logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
 
 DDP_STRATEGY = "ddp_find_unused_parameters_true"
 SOURCE_ROOT = Path(__file__).resolve().parent  # src/
-
-# The default digits run departs from the paper's recipe where a measured curve showed it trains faster on a CPU
-# (bench/digits_levers.py, BENCHMARKS.md): 16 px digits, n_critic 1 and Adam lr 2e-3 with betas (0.5, 0.9) for
-# both players. The paper's configs (toy, mnist, cifar10, text) state the paper's optimizer and n_critic.
-DIGITS_ADAM = {"class_path": "torch.optim.Adam", "init_args": {"lr": 2e-3, "betas": [0.5, 0.9]}}
-
-TRAINER_DEFAULTS: dict[str, Any] = {
-    "logger": {
-        "class_path": "lightning.pytorch.loggers.CSVLogger",
-        "init_args": {"save_dir": "runs", "name": "digits"},
-    },
-    "log_every_n_steps": 10,  # the default digits epoch has 22 batches
-    "max_epochs": 1000,
-}
-
-# The default run measures FID/IS/KID offline with the digits classifier (`--quality`) and keeps the best-FID
-# checkpoint (`--best`): 800 samples against 800 of the 1455 training digits every 10 epochs, beside the floor at
-# the same sizes (5 disjoint draws of 800 + 800 of the 1797 real digits: src/evaluation/real_floor.py). Larger
-# counts would leave no disjoint real digits for that floor. `--best` is a second ModelCheckpoint: with a monitor,
-# Lightning 2.6 writes last.ckpt only when a top-k checkpoint is saved, so `--checkpoint` (no monitor) keeps
-# last.ckpt current for resuming.
-DIGITS_QUALITY: dict[str, Any] = {
-    "class_path": "src.evaluation.ImageQuality",
-    "init_args": {
-        "feature_extractor": "digits",
-        "num_samples": 800,
-        "num_real": 800,
-        "floor_draws": 5,
-        "every_n_epochs": 10,
-        "kid_subsets": 50,
-        "kid_subset_size": 500,
-    },
-}
-BEST_FID: dict[str, Any] = {
-    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-    "init_args": {"monitor": "val/fid", "mode": "min", "filename": "best-fid-{epoch}-{step}"},
-}
 
 
 def count_devices(devices: Any, accelerator: Any) -> int:
@@ -180,27 +144,7 @@ class WGANCLI(LightningCLI):
             parser.link_arguments(
                 "data.data_shape", f"model.init_args.{net}.init_args.data_shape", apply_on="instantiate"
             )
-        parser.set_defaults(
-            {
-                "model": {
-                    "class_path": "src.models.WGANGP",
-                    "init_args": {
-                        "generator": {"class_path": "src.nets.DCGANGenerator", "init_args": {"dim": 32}},
-                        "critic": {"class_path": "src.nets.DCGANCritic", "init_args": {"dim": 32}},
-                        "generator_optimizer": DIGITS_ADAM,
-                        "critic_optimizer": DIGITS_ADAM,
-                        "n_critic": 1,
-                        "ema_decay": 0.999,  # samples and metrics from the averaged generator
-                        "max_generator_steps": 2000,  # the default run finishes in minutes on a CPU
-                    },
-                },
-                "data": {"class_path": "src.data.DigitsDataModule", "init_args": {"image_size": 16}},
-                "regularizer": {"class_path": "src.regularizers.GradientPenalty"},
-                "checkpoint.save_last": True,
-                "quality": DIGITS_QUALITY,
-                "best": BEST_FID,
-            }
-        )
+        parser.set_defaults(DEFAULT_RUN)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         """Parse, and remember whether the seed is random (``seed_everything: true``) before it is drawn.

@@ -14,7 +14,7 @@ from src.generate import load_model, main, slerp
 from src.train import main as train_main
 
 TINY_COND = [
-    "--config", "configs/digits_cond.yaml", "--config", "configs/ema.yaml",
+    "--config", "configs/ema.yaml",
     "--model.max_generator_steps=2", "--model.n_critic=1", "--trainer.limit_val_batches=1",
     "--trainer.enable_progress_bar=false", "--quality=null", "--best=null", "--data.image_size=16",
     "--model.generator.init_args.dim=8", "--model.critic.init_args.dim=8",
@@ -26,7 +26,7 @@ def cond_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """last.ckpt of a 2-step conditional digits run with an EMA generator, written by the training CLI."""
     root = tmp_path_factory.mktemp("runs")
     train_main([*TINY_COND, f"--trainer.logger.init_args.save_dir={root}"])
-    return root / "digits_cond" / "version_0" / "checkpoints" / "last.ckpt"
+    return root / "digits" / "version_0" / "checkpoints" / "last.ckpt"
 
 
 def test_generate_writes_grid_interpolation_and_raw_samples(cond_ckpt: Path, tmp_path: Path) -> None:

@@ -387,7 +387,7 @@ def test_configs_measure_quality_and_keep_the_best_checkpoint(
     repo_root: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # --quality and --best merge key by key with the defaults (src/cli.py), and a class_path switch keeps the
+    # --quality and --best merge key by key with the defaults (src/defaults.py), and a class_path switch keeps the
     # init_args the classes share (jsonargparse): the configs must not inherit the digits settings by accident.
     monkeypatch.chdir(repo_root)
     metrics, best = printed_callbacks(["--config", config] if config else [], capsys)

@@ -13,6 +13,7 @@ LAYERS = [
     {"utils"},
     {"regularizers", "nets", "data", "metrics", "optim"},
     {"models", "callbacks", "evaluation"},
+    {"defaults"},
     {"cli"},
 ]
 MAX_LINES = 320

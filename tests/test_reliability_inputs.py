@@ -274,10 +274,10 @@ def _peak_kb(ckpt: Path, out: Path, n: int) -> int:
 
 @pytest.mark.slow
 def test_generate_streams_many_samples_to_disk(tmp_path: Path) -> None:
-    train_main(["--model.max_generator_steps=1", "--quality=null", "--best=null", "--trainer.limit_val_batches=1",
+    train_main(["--config", "configs/digits_uncond.yaml", "--model.max_generator_steps=1", "--quality=null", "--best=null", "--trainer.limit_val_batches=1",
                 "--model.generator.init_args.dim=8", "--model.critic.init_args.dim=8",
                 "--trainer.enable_progress_bar=false", f"--trainer.logger.init_args.save_dir={tmp_path}"])  # fmt: skip
-    ckpt = tmp_path / "digits" / "version_0" / "checkpoints" / "last.ckpt"
+    ckpt = tmp_path / "digits_uncond" / "version_0" / "checkpoints" / "last.ckpt"
     small = _peak_kb(ckpt, tmp_path / "small", 500)
     large = _peak_kb(ckpt, tmp_path / "large", 60_000)  # 60,000 x 16 x 16 floats: 61 MB, twice over in a cat
     raw = np.load(tmp_path / "large" / "samples.npz")

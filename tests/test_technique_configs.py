@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from src.cli import build_cli
 from src.nets import ConditionalResNetGenerator, ProjectionResNetCritic
@@ -137,18 +138,40 @@ def test_ema_config(tmp_path: Path) -> None:
     assert _build(tmp_path, "--config", "configs/ema.yaml").model.generator_ema is not None
 
 
-def test_tuned_digits_config_states_the_search_values_on_the_default_run(tmp_path: Path) -> None:
-    cli = _build(tmp_path, "--config", "configs/digits_tuned.yaml")
-    model, default = cli.model, _build(tmp_path).model
+def test_default_run_is_class_conditional_with_the_search_values(tmp_path: Path) -> None:
+    cli = _build(tmp_path)
+    model = cli.model
+    assert model.num_classes == 10 and model.fixed_labels.tolist() == [i // 10 for i in range(100)]
     assert (model.n_critic, model.generator.latent_dim, model.hparams.ema_decay) == (2, 32, 0.99)
+    assert model.max_generator_steps == 1500
     (regularizer,) = _regularizers(cli)
-    assert regularizer.weight == pytest.approx(9.15)
+    assert regularizer.weight == 10.0  # the search's 9.15, rounded to the paper's
     g_opt, c_opt = model.configure_optimizers()
-    assert g_opt.defaults["lr"] == pytest.approx(2.3e-3) and c_opt.defaults["lr"] == pytest.approx(5.91e-4)
+    assert g_opt.defaults["lr"] == pytest.approx(2.3e-3) and c_opt.defaults["lr"] == pytest.approx(5.9e-4)
     assert g_opt.defaults["betas"] == c_opt.defaults["betas"] == (0.0, 0.9)
-    # Everything else is the default run's: the same networks' widths and run length.
+
+
+def test_unconditional_digits_config_drops_only_the_labels(tmp_path: Path) -> None:
+    model, default = _build(tmp_path, "--config", "configs/digits_uncond.yaml").model, _build(tmp_path).model
+    assert model.num_classes == 0 and not hasattr(model, "fixed_labels")
+    assert type(model.generator).__name__ == "DCGANGenerator" and type(model.critic).__name__ == "DCGANCritic"
+    assert (model.n_critic, model.generator.latent_dim) == (default.n_critic, default.generator.latent_dim)
     assert model.generator.base_channels == default.generator.base_channels
-    assert model.max_generator_steps == default.max_generator_steps == 2000
+    assert model.hparams.ema_decay == default.hparams.ema_decay
+
+
+@pytest.mark.parametrize("config", ["mnist", "cifar10", "celeba", "folder"])
+def test_paper_configs_state_unconditional_nets_and_the_paper_latent_size(
+    config: str, capsys: pytest.CaptureFixture
+) -> None:
+    """The default's class-conditional nets, latent size 32 and grid of 100 reach no config of the paper's."""
+    with pytest.raises(SystemExit):
+        build_cli(["--config", f"configs/{config}.yaml", "--print_config"])
+    model = yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]
+    generator, critic = model["generator"], model["critic"]
+    assert "Conditional" not in generator["class_path"] and "Projection" not in critic["class_path"]
+    assert "num_classes" not in generator["init_args"] and "num_classes" not in critic["init_args"]
+    assert generator["init_args"]["latent_dim"] == 128 and model["num_fixed_samples"] == 64
 
 
 # --------------------------------------------------------------------------- end to end, as a user runs it
@@ -157,7 +180,7 @@ def test_tuned_digits_config_states_the_search_values_on_the_default_run(tmp_pat
     "args",
     [
         ["--config", "configs/wgan_clip.yaml"],
-        ["--config", "configs/digits_cond.yaml", "--config", "configs/ema.yaml"],
+        ["--config", "configs/digits_uncond.yaml", "--config", "configs/ema.yaml"],
         ["--config", "configs/penalties/drift.yaml", "--config", "configs/schedules/sgdr.yaml"],
         ["--config", "configs/optim/nsgda.yaml", "--config", "configs/schedules/linear_decay.yaml"],
         [*TOY, "--config", "configs/penalties/one_sided.yaml", *TOY_TINY],
@@ -176,7 +199,7 @@ def test_tuned_digits_config_states_the_search_values_on_the_default_run(tmp_pat
     ],
     ids=[
         "wgan_clip",
-        "digits_cond+ema",
+        "digits_uncond+ema",
         "drift+sgdr",
         "nsgda+linear",
         "one_sided",

@@ -92,7 +92,7 @@ def test_the_resolved_config_is_the_run_config(offline_run: Path) -> None:
     config = wandb_reader.config(_run_file(offline_run))
     assert config["model"]["class_path"] == "src.models.WGANGP"  # the model class is a config choice too
     generator = config["model"]["init_args"]["generator"]
-    assert generator["class_path"] == "src.nets.DCGANGenerator"
+    assert generator["class_path"] == "src.nets.ConditionalDCGANGenerator"
     assert generator["init_args"]["dim"] == 8
     assert config["data"]["class_path"] == "src.data.DigitsDataModule"
     assert config["regularizer"]["init_args"]["weight"] == 10.0

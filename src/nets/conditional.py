@@ -19,13 +19,14 @@ from torch import Tensor, nn
 from src.nets.dcgan import DCGANCritic, DCGANGenerator
 from src.nets.init import Init
 from src.nets.resnet import ResNetCritic, ResNetGenerator, _UpBlock, init_resnet
+from src.nets.shapes import check_sizes
 from src.nets.spectral import spectral_normalize
 
 
-def _check_classes(num_classes: int) -> None:
+def _check_classes(owner: str, num_classes: int) -> None:
     if num_classes < 1:
         raise ValueError(
-            f"a conditional network needs num_classes >= 1, got num_classes={num_classes}; set it to the "
+            f"{owner} needs num_classes >= 1 (a conditional network), got num_classes={num_classes}; set it to the "
             "data's number of classes (10 for digits, MNIST and CIFAR-10)"
         )
 
@@ -51,7 +52,8 @@ class ConditionalDCGANGenerator(DCGANGenerator):
         embed_dim: int = 32,
         init: Init = "torch",
     ) -> None:
-        _check_classes(num_classes)
+        _check_classes(type(self).__name__, num_classes)
+        check_sizes(type(self).__name__, latent_dim=latent_dim, embed_dim=embed_dim)
         super().__init__(data_shape, latent_dim + embed_dim, dim, init)
         self.latent_dim = latent_dim  # the noise part only; the embedding is added inside
         self.num_classes = num_classes
@@ -82,7 +84,7 @@ class ProjectionDCGANCritic(DCGANCritic):
         num_classes: int = 10,
         init: Init = "torch",
     ) -> None:
-        _check_classes(num_classes)
+        _check_classes(type(self).__name__, num_classes)
         super().__init__(data_shape, dim, norm, init=init)
         self.num_classes = num_classes
         self.embed = nn.Embedding(num_classes, self.head.in_features)
@@ -150,7 +152,7 @@ class ConditionalResNetGenerator(ResNetGenerator):
         num_classes: int = 10,
         init: Init = "torch",
     ) -> None:
-        _check_classes(num_classes)
+        _check_classes(type(self).__name__, num_classes)
         super().__init__(data_shape, latent_dim, dim)
         self.num_classes = num_classes
         self.blocks = nn.ModuleList([_ConditionalUpBlock(dim, num_classes) for _ in self.blocks])
@@ -186,7 +188,7 @@ class ProjectionResNetCritic(ResNetCritic):
         norm: Literal["none", "spectral"] = "none",
         init: Init = "torch",
     ) -> None:
-        _check_classes(num_classes)
+        _check_classes(type(self).__name__, num_classes)
         super().__init__(data_shape, dim, norm, init)
         self.num_classes = num_classes
         self.embed = nn.Embedding(num_classes, dim)

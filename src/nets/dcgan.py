@@ -35,7 +35,7 @@ class DCGANGenerator(nn.Module):
         init: Init = "torch",
     ) -> None:
         super().__init__()
-        check_sizes("DCGANGenerator", latent_dim=latent_dim, dim=dim)
+        check_sizes(type(self).__name__, latent_dim=latent_dim, dim=dim)
         self.data_shape = tuple(int(s) for s in data_shape)
         self.latent_dim = latent_dim
         self.num_classes = 0
@@ -88,7 +88,7 @@ class DCGANCritic(nn.Module):
         init: Init = "torch",
     ) -> None:
         super().__init__()
-        check_sizes("DCGANCritic", dim=dim)
+        check_sizes(type(self).__name__, dim=dim)
         if norm not in ("none", "layer", "batch", "spectral"):
             raise ValueError(f"critic norm must be 'none', 'layer', 'batch' or 'spectral', got {norm!r}")
         self.data_shape = tuple(int(s) for s in data_shape)

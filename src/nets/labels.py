@@ -20,7 +20,7 @@ def num_classes_of(generator: nn.Module, critic: nn.Module) -> int:
         raise ValueError(
             f"model.generator has num_classes={g} but model.critic has num_classes={c}: a class-conditional "
             "WGAN needs both conditioned on the same classes; set init_args.num_classes on both (e.g. "
-            "src.nets.ConditionalDCGANGenerator with src.nets.ProjectionDCGANCritic, configs/digits_cond.yaml)"
+            "src.nets.ConditionalDCGANGenerator with src.nets.ProjectionDCGANCritic, the default digits run)"
         )
     return g
 
