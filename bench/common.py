@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import platform
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -55,7 +56,7 @@ def require_quiet(max_load: float = QUIET_LOAD) -> float:
 def stamp(load: float | None = None, threads: int | None = None) -> str:
     """Machine, load, command and date, for the line under each table (``threads``: the runs' torch threads)."""
     module = os.path.relpath(sys.argv[0], ROOT).removesuffix(".py").replace(os.sep, ".")
-    command = " ".join(["python -m", module, *sys.argv[1:]])
+    command = " ".join(["python -m", module, shlex.join(sys.argv[1:])]).rstrip()
     seen = f" Load average at start: {load:.2f}." if load is not None else ""
     return f"Machine: {machine(threads)}.{seen} Command: `{command}`. Date: {dt.date.today().isoformat()}."
 

@@ -227,7 +227,7 @@ def main() -> None:
         f"{how}\n\n"
         + "\n".join(lines)
         + "\n\nFlags of each row: `bench/digits_levers.py` (VARIANTS). Curves: "
-        "![digits levers](bench/figures/digits_levers.png)\n\n" + stamp(load)
+        "![digits levers](bench/figures/digits_levers.png)\n\n" + stamp(load, threads=1)
     )
     print(body)
     write_section("digits_levers", body)
